@@ -1,0 +1,1 @@
+"""Bit codes and score calibration."""

@@ -1,0 +1,82 @@
+"""From clean-image scores to thresholds and p-values.
+
+The detector's score is a logit; what a user needs is "how often does an unsigned image score
+this high". We measure that on clean validation images the networks never trained on. Inside
+the measured range the answer is the empirical tail frequency; beyond it (small FPRs that the
+sample cannot resolve) we extrapolate a normal distribution fitted to the upper tail, and say so.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import stats
+
+MIN_TAIL_COUNT = 10  # an empirical quantile needs this many clean scores above it
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Summary of clean scores, enough to give p-values and thresholds.
+
+    Attributes:
+        num_clean: number of clean scores measured.
+        survival: [[score, p], ...] empirical P(clean score >= score), decreasing p.
+        tail_mean / tail_std: normal fitted to the upper 10% of clean scores (quantile fit).
+    """
+
+    num_clean: int
+    survival: list[list[float]]
+    tail_mean: float
+    tail_std: float
+
+    @classmethod
+    def fit(cls, clean_scores: np.ndarray) -> Calibration:
+        s = np.sort(np.asarray(clean_scores, dtype=np.float64))[::-1]  # descending
+        n = len(s)
+        if n < 20:
+            raise ValueError(f"calibration needs at least 20 clean scores, got {n}")
+        # Empirical survival at log-spaced ranks: p = (rank + 1) / (n + 1), conservative.
+        ranks = np.unique(np.round(np.geomspace(1, n, num=min(n, 120))).astype(int)) - 1
+        survival = [[float(s[r]), float((r + 1) / (n + 1))] for r in ranks]
+        # Normal quantile fit on the top 10% (at least 10 points): score ~ mean + std * z(p).
+        k = max(10, n // 10)
+        p = (np.arange(k) + 1) / (n + 1)
+        z = stats.norm.isf(p)
+        std, mean = np.polyfit(z, s[:k], 1)
+        std = max(float(std), 1e-3)
+        return cls(num_clean=n, survival=survival, tail_mean=float(mean), tail_std=std)
+
+    def p_value(self, score: float) -> float:
+        """Estimated P(clean score >= score)."""
+        scores = [row[0] for row in self.survival]
+        probs = [row[1] for row in self.survival]
+        if score <= scores[-1]:
+            return 1.0
+        if score <= scores[0]:
+            # Largest empirical p among points with score >= given score.
+            for sc, pr in reversed(list(zip(scores, probs))):
+                if sc >= score:
+                    return pr
+        # Beyond every clean score: normal tail, never above the smallest empirical p.
+        tail = float(stats.norm.sf((score - self.tail_mean) / self.tail_std))
+        return min(tail, probs[0])
+
+    def threshold(self, fpr: float) -> tuple[float, bool]:
+        """(score threshold for false-positive rate ``fpr``, whether it is extrapolated)."""
+        if not 0 < fpr < 1:
+            raise ValueError(f"fpr must be in (0, 1), got {fpr!r}")
+        if fpr * self.num_clean >= MIN_TAIL_COUNT:
+            for sc, pr in self.survival:
+                if pr >= fpr:
+                    return float(np.nextafter(sc, math.inf)), False
+        return float(self.tail_mean + self.tail_std * stats.norm.isf(fpr)), True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Calibration:
+        return cls(**data)

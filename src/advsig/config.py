@@ -1,0 +1,166 @@
+"""Frozen configuration dataclasses, saved as JSON next to the weights."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from advsig.errors import ConfigError
+
+
+def _from_dict(cls, data: dict[str, Any]):
+    """Build a dataclass from a dict, refusing unknown keys and restoring tuples."""
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(data) - set(names)
+    if unknown:
+        raise ConfigError(f"{cls.__name__}: unknown keys {sorted(unknown)}")
+    kwargs = {}
+    for key, value in data.items():
+        if isinstance(value, list):
+            value = tuple(value)
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class InjectorConfig:
+    """Signature injector W: a small UNet predicting a bounded residual, conditioned on bits.
+
+    Attributes:
+        base_channels: channels at full resolution.
+        channel_mult: channel multiplier per resolution level (one level per entry).
+        num_res_blocks: residual blocks per level.
+        num_bits: length of the code; 0 is the paper's one-bit (signed / clean) signature.
+        max_delta: bound on |W(x) - x| per pixel, in [0, 1] units.
+        periods: periods (pixels) of the position carriers fed to the network.
+        cond_dim: width of the code embedding.
+        patch_size: the network runs on a pixel-unshuffled grid (patch_size x patch_size pixels
+            per cell, stacked as channels). Lossless, and patch_size**2 times cheaper; carrier
+            periods are in grid cells.
+    """
+
+    base_channels: int = 32
+    channel_mult: tuple[int, ...] = (1, 2, 2)
+    num_res_blocks: int = 1
+    num_bits: int = 32
+    max_delta: float = 6 / 255
+    periods: tuple[int, ...] = (4, 8, 16, 32)
+    cond_dim: int = 64
+    patch_size: int = 1
+
+    def __post_init__(self) -> None:
+        if self.patch_size not in (1, 2, 4, 8):
+            raise ConfigError(f"patch_size must be 1, 2, 4 or 8, got {self.patch_size!r}")
+        if self.num_bits < 0 or self.num_bits > 256:
+            raise ConfigError(f"num_bits must be in [0, 256], got {self.num_bits!r}")
+        if not 0 < self.max_delta <= 1:
+            raise ConfigError(f"max_delta must be in (0, 1], got {self.max_delta!r}")
+
+    @property
+    def size_multiple(self) -> int:
+        """Input sides are padded to a multiple of this."""
+        return self.patch_size * 2 ** (len(self.channel_mult) - 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> InjectorConfig:
+        return _from_dict(cls, data)
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Signature detector F: outputs one signature logit and ``num_bits`` bit logits.
+
+    Attributes:
+        arch: ``"resnet"`` (advsig's compact ResNet) or ``"resnet34"`` (torchvision, as the paper).
+        base_channels / channel_mult / blocks_per_stage: widths and depth of ``"resnet"``.
+        num_bits: number of bit logits.
+        stem_patch: pixel-unshuffle factor of the stem (lossless, cheaper than a stride-1 stem).
+    """
+
+    arch: str = "resnet"
+    base_channels: int = 16
+    channel_mult: tuple[int, ...] = (1, 2, 4, 8)
+    blocks_per_stage: tuple[int, ...] = (1, 1, 1, 1)
+    num_bits: int = 32
+    stem_patch: int = 1
+
+    def __post_init__(self) -> None:
+        if self.arch not in ("resnet", "resnet34"):
+            raise ConfigError(f"detector arch must be 'resnet' or 'resnet34', got {self.arch!r}")
+        if len(self.channel_mult) != len(self.blocks_per_stage):
+            raise ConfigError("channel_mult and blocks_per_stage must have the same length")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DetectorConfig:
+        return _from_dict(cls, data)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything ``train_signature`` needs; the CLI only fills this in.
+
+    Attributes:
+        data: image folder, or ``"embedded"`` for the photos shipped in scikit-image/scikit-learn.
+        out: kit folder to write (checkpoints go to ``out/checkpoints``).
+        injector / detector: network names from the factory (see ``advsig.models.list_models``).
+        steps: optimisation steps.
+        batch_size: clean images per step (the detector sees twice as many: clean + signed).
+        crop_size: side of the random training crops.
+        work_size: images are downscaled to fit this square before W and F (see ``Kit``).
+        lr: Adam learning rate for W and F.
+        lambda_max / lambda_warmup: weight of the detection losses, ramped linearly from
+            ``lambda_min`` to ``lambda_max`` over ``lambda_warmup`` steps.
+        augment: ``"paper"`` (rotation, blur, flip), ``"robust"`` (adds JPEG, resize, crop,
+            noise, colour) or ``"none"``.
+        quantize: pass the signed image through straight-through 8-bit rounding.
+        checkpoint_every / keep_checkpoints: checkpoint cadence and rotation.
+        resume: ``None``, ``"latest"`` or a checkpoint folder.
+        seed: seeds data sampling, code sampling, augmentation and initialisation.
+        val_fraction: share of a user folder held out for calibration (embedded data has a fixed split).
+        num_calibration: clean validation crops scored to set thresholds.
+    """
+
+    data: str
+    out: str
+    injector: str = "injector-base"
+    detector: str = "detector-base"
+    num_bits: int = 32
+    steps: int = 3000
+    batch_size: int = 16
+    crop_size: int = 96
+    work_size: int = 256
+    lr: float = 1e-3
+    lambda_min: float = 0.0
+    lambda_max: float = 0.1
+    lambda_warmup: int = 500
+    augment: str = "paper"
+    quantize: bool = True
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    resume: str | None = None
+    seed: int = 0
+    val_fraction: float = 0.1
+    num_calibration: int = 2000
+    log_every: int = 25
+    gradient_accumulation_steps: int = 1
+    preset: str = "custom"
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.augment not in ("paper", "robust", "none"):
+            raise ConfigError(f"augment must be paper, robust or none, got {self.augment!r}")
+        for name in ("steps", "batch_size", "crop_size", "work_size", "checkpoint_every"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if self.crop_size > self.work_size:
+            raise ConfigError(f"crop_size {self.crop_size} exceeds work_size {self.work_size}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

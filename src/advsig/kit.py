@@ -1,0 +1,333 @@
+"""A kit: the injector W, the detector F and the calibration that turns scores into decisions.
+
+On disk a kit is a folder: ``config.json`` (architectures, num_bits, work size, calibration,
+thresholds, training summary), ``injector.safetensors`` and, unless it was exported for a model
+publisher, ``detector.safetensors``.
+
+Images of any size: W and F run at a working resolution (the image fitted within
+``work_size`` x ``work_size``). For a larger image the residual computed there is upsampled to the
+full resolution and added, so the output keeps every original pixel plus a smooth signature, and
+memory stays bounded (a 4000x3000 photo needs a few hundred MB).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from advsig.codes.bits import bits_to_hex, hex_to_bits
+from advsig.codes.calibration import Calibration
+from advsig.config import DetectorConfig, InjectorConfig
+from advsig.data.datasets import fit_within
+from advsig.errors import CheckpointError, ConfigError, KitNotFoundError
+from advsig.models.detector import SignatureDetector
+from advsig.models.injector import SignatureInjector
+from advsig.models.modeling_utils import load_weights
+from advsig.types import DetectionResult
+from advsig.utils import write_text_atomic
+
+logger = logging.getLogger(__name__)
+
+CONFIG_NAME = "config.json"
+INJECTOR_NAME = "injector.safetensors"
+DETECTOR_NAME = "detector.safetensors"
+KIT_FORMAT = 1
+STANDARD_FPRS = (1e-2, 1e-3, 1e-4)
+
+
+def shipped_kits() -> list[str]:
+    """Names of the kits inside the package."""
+    root = resources.files("advsig.kits")
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and (p / CONFIG_NAME).is_file())
+
+
+def resolve_kit_path(name_or_path: str | Path, *, revision: str | None = None) -> Path:
+    """A local folder for a kit folder, a shipped kit name, or a Hugging Face Hub id."""
+    path = Path(name_or_path)
+    if path.is_dir():
+        return path
+    name = str(name_or_path)
+    if name in shipped_kits():
+        return Path(str(resources.files("advsig.kits") / name))
+    if name.count("/") == 1 and not path.exists():
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+        try:
+            return Path(
+                snapshot_download(
+                    name, revision=revision, allow_patterns=[CONFIG_NAME, "*.safetensors"]
+                )
+            )
+        except (HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError) as exc:
+            raise KitNotFoundError(f"kit {name!r}: not a folder, and the Hub gave: {exc}") from exc
+    raise KitNotFoundError(
+        f"kit {name!r} is not a folder, a shipped kit ({', '.join(shipped_kits()) or 'none'}) "
+        "or a Hub id (owner/name)"
+    )
+
+
+@dataclass
+class _Prepared:
+    index: int
+    image: torch.Tensor  # (3, H, W) original
+    work: torch.Tensor  # (3, h, w) fitted within work_size
+
+
+class Kit:
+    """W, F and their calibration, with a three-call API.
+
+    Example:
+        >>> kit = Kit.from_pretrained("base")
+        >>> signed = kit.sign(torch.rand(2, 3, 256, 256), code="00c0ffee")
+        >>> kit.detect(signed, fpr=1e-3)[0].is_signed
+        True
+    """
+
+    def __init__(
+        self,
+        injector: SignatureInjector,
+        detector: SignatureDetector | None = None,
+        *,
+        work_size: int = 256,
+        calibration: Calibration | None = None,
+        training: dict | None = None,
+    ) -> None:
+        if detector is not None and detector.config.num_bits != injector.config.num_bits:
+            raise ConfigError(
+                f"injector embeds {injector.config.num_bits} bits, detector reads "
+                f"{detector.config.num_bits}"
+            )
+        self.injector = injector.eval()
+        self.detector = detector.eval() if detector is not None else None
+        self.work_size = work_size
+        self.calibration = calibration
+        self.training = training or {}
+
+    @property
+    def num_bits(self) -> int:
+        return self.injector.config.num_bits
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.injector.parameters()).device
+
+    def to(self, device: str | torch.device) -> Kit:
+        self.injector.to(device)
+        if self.detector is not None:
+            self.detector.to(device)
+        return self
+
+    # ----------------------------------------------------------------- persistence
+    def config_dict(self, *, include_detector: bool = True) -> dict:
+        det = include_detector and self.detector is not None
+        cal = self.calibration if det else None
+        return {
+            "advsig_kit": KIT_FORMAT,
+            "num_bits": self.num_bits,
+            "work_size": self.work_size,
+            "injector": self.injector.config.to_dict(),
+            "detector": self.detector.config.to_dict() if det else None,
+            "calibration": cal.to_dict() if cal else None,
+            "thresholds": self.thresholds() if cal else None,
+            "training": self.training,
+        }
+
+    def save_pretrained(
+        self, path: str | Path, *, dtype: torch.dtype | None = None, include_detector: bool = True
+    ) -> None:
+        """Write the kit folder. ``include_detector=False`` writes what a publisher may hold."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.injector.save_pretrained(path / INJECTOR_NAME, dtype=dtype)
+        if include_detector and self.detector is not None:
+            self.detector.save_pretrained(path / DETECTOR_NAME, dtype=dtype)
+        elif (path / DETECTOR_NAME).exists():
+            raise CheckpointError(
+                f"{path}: refusing to leave a detector beside an injector-only kit"
+            )
+        text = json.dumps(self.config_dict(include_detector=include_detector), indent=2)
+        write_text_atomic(path / CONFIG_NAME, text + "\n")
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | Path,
+        *,
+        device: str | torch.device = "cpu",
+        revision: str | None = None,
+    ) -> Kit:
+        """Load a kit folder, a shipped kit (``"base"``) or a Hub id. Strict: any mismatch raises."""
+        path = resolve_kit_path(name_or_path, revision=revision)
+        cfg_file = path / CONFIG_NAME
+        if not cfg_file.is_file():
+            raise CheckpointError(f"{path}: no {CONFIG_NAME}; not an advsig kit")
+        try:
+            cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CheckpointError(f"{cfg_file}: invalid JSON ({exc})") from exc
+        if not isinstance(cfg, dict) or cfg.get("advsig_kit") != KIT_FORMAT:
+            raise CheckpointError(f"{cfg_file}: not an advsig kit config (format {KIT_FORMAT})")
+        try:
+            inj_cfg = InjectorConfig.from_dict(cfg["injector"])
+            det_cfg = DetectorConfig.from_dict(cfg["detector"]) if cfg.get("detector") else None
+            cal = Calibration.from_dict(cfg["calibration"]) if cfg.get("calibration") else None
+            work_size = int(cfg["work_size"])
+        except (KeyError, TypeError, ValueError, ConfigError) as exc:
+            raise CheckpointError(f"{cfg_file}: malformed kit config ({exc})") from exc
+        injector = SignatureInjector(inj_cfg)
+        load_weights(injector, path / INJECTOR_NAME)
+        detector = None
+        if det_cfg is not None:
+            detector = SignatureDetector(det_cfg)
+            load_weights(detector, path / DETECTOR_NAME)
+        try:
+            kit = cls(
+                injector,
+                detector,
+                work_size=work_size,
+                calibration=cal,
+                training=cfg.get("training"),
+            )
+        except ConfigError as exc:
+            raise CheckpointError(f"{cfg_file}: {exc}") from exc
+        return kit.to(device)
+
+    # ----------------------------------------------------------------- thresholds
+    def _require_detector(self) -> SignatureDetector:
+        if self.detector is None:
+            raise ConfigError(
+                "this kit holds only the injector (what a model publisher receives); "
+                "detection needs the detector owner's full kit"
+            )
+        return self.detector
+
+    def _require_calibration(self) -> Calibration:
+        self._require_detector()
+        if self.calibration is None:
+            raise ConfigError("this kit's detector is not calibrated yet (no thresholds)")
+        return self.calibration
+
+    def threshold(self, fpr: float) -> float:
+        """Score threshold whose false-positive rate on clean images is ``fpr``."""
+        return self._require_calibration().threshold(fpr)[0]
+
+    def thresholds(self) -> dict[str, dict]:
+        """Thresholds at the standard FPRs, with whether each is extrapolated."""
+        cal = self._require_calibration()
+        out = {}
+        for fpr in STANDARD_FPRS:
+            score, extrapolated = cal.threshold(fpr)
+            out[f"{fpr:g}"] = {"score": score, "extrapolated": extrapolated}
+        return out
+
+    # ----------------------------------------------------------------- sign / detect
+    @staticmethod
+    def _as_list(images: torch.Tensor | Sequence[torch.Tensor]) -> tuple[list[torch.Tensor], bool]:
+        if isinstance(images, torch.Tensor):
+            if images.dim() == 3:
+                return [images], False
+            if images.dim() == 4:
+                return list(images), True
+            raise ValueError(f"images must be (3, H, W) or (B, 3, H, W), got {tuple(images.shape)}")
+        return list(images), True
+
+    def _batches(self, images: list[torch.Tensor], batch_size: int):
+        """Group images whose working-resolution shapes match, in batches of ``batch_size``."""
+        groups: dict[tuple, list[_Prepared]] = {}
+        for i, img in enumerate(images):
+            if img.dim() != 3 or img.shape[0] != 3:
+                raise ValueError(f"image {i} must be (3, H, W), got {tuple(img.shape)}")
+            work = fit_within(img.float(), self.work_size)
+            groups.setdefault(tuple(work.shape), []).append(_Prepared(i, img, work))
+        for items in groups.values():
+            for k in range(0, len(items), batch_size):
+                yield items[k : k + batch_size]
+
+    @torch.inference_mode()
+    def sign(
+        self,
+        images: torch.Tensor | Sequence[torch.Tensor],
+        *,
+        code: str | int | None = None,
+        batch_size: int = 16,
+    ) -> torch.Tensor | list[torch.Tensor]:
+        """Signed copies of ``images`` (float (B, 3, H, W), (3, H, W) or a list; values in [0, 1]).
+
+        ``code`` is a hex string or int of at most ``num_bits`` bits (default: all zeros). Returns
+        the same structure and sizes as the input.
+        """
+        items, batched = self._as_list(images)
+        bits = hex_to_bits(code, self.num_bits).to(self.device)
+        out: list[torch.Tensor | None] = [None] * len(items)
+        for group in self._batches(items, batch_size):
+            work = torch.stack([g.work for g in group]).to(self.device)  # (b, 3, h, w)
+            b_bits = bits[None].expand(len(group), -1) if self.num_bits else None
+            res = self.injector.residual(work, b_bits)  # (b, 3, h, w)
+            for g, r in zip(group, res):
+                full = g.image.to(self.device, torch.float32)  # (3, H, W)
+                if r.shape != full.shape:
+                    r = F.interpolate(r[None], size=full.shape[-2:], mode="bilinear")[0]
+                out[g.index] = r.add_(full).clamp_(0, 1).to(g.image.device)
+        if isinstance(images, torch.Tensor) and batched:
+            return torch.stack(out)  # type: ignore[arg-type]
+        return out if batched else out[0]  # type: ignore[return-value]
+
+    @torch.inference_mode()
+    def logits(
+        self, images: torch.Tensor | Sequence[torch.Tensor], *, batch_size: int = 16
+    ) -> torch.Tensor:
+        """Raw detector outputs (N, 1 + num_bits): signature logit, then bit logits."""
+        detector = self._require_detector()
+        items, _ = self._as_list(images)
+        out = torch.empty(len(items), 1 + self.num_bits)
+        for group in self._batches(items, batch_size):
+            work = torch.stack([g.work for g in group]).to(self.device)  # (b, 3, h, w)
+            if min(work.shape[-2:]) < detector.min_size:
+                raise ValueError(f"images must be at least {detector.min_size} pixels on a side")
+            out[[g.index for g in group]] = detector(work).float().cpu()
+        return out
+
+    def results_from_logits(
+        self, logits: torch.Tensor, *, fpr: float = 1e-3, paths: Sequence[str | None] | None = None
+    ) -> list[DetectionResult]:
+        """Turn raw outputs into :class:`DetectionResult` at the threshold for ``fpr``."""
+        cal = self._require_calibration()
+        threshold = cal.threshold(fpr)[0]
+        results = []
+        for i, row in enumerate(logits):
+            score = float(row[0])
+            signed = score >= threshold
+            bit_logits = row[1:]
+            conf = tuple(float(c) for c in torch.sigmoid(bit_logits.abs()))
+            bits = bits_to_hex((bit_logits > 0).float()) if (signed and self.num_bits) else None
+            results.append(
+                DetectionResult(
+                    is_signed=signed,
+                    score=score,
+                    p_value=cal.p_value(score),
+                    threshold=threshold,
+                    fpr=fpr,
+                    bits=bits,
+                    bit_confidence=conf if signed else (),
+                    path=None if paths is None else (None if paths[i] is None else str(paths[i])),
+                )
+            )
+        return results
+
+    def detect(
+        self,
+        images: torch.Tensor | Sequence[torch.Tensor],
+        *,
+        fpr: float = 1e-3,
+        batch_size: int = 16,
+    ) -> list[DetectionResult]:
+        """Is each image signed (at false-positive rate ``fpr``), and which code does it carry."""
+        return self.results_from_logits(self.logits(images, batch_size=batch_size), fpr=fpr)

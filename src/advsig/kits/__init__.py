@@ -1,0 +1,1 @@
+"""Kits shipped inside the package (``--kit base``). Loaded through importlib.resources."""

@@ -1,0 +1,70 @@
+"""Signature detector F: image -> signature logit and bit logits, any input size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+
+from advsig.config import DetectorConfig
+from advsig.modules.blocks import BasicBlock
+
+# ImageNet statistics: the paper's ResNet-34 expects them; harmless for the compact net.
+_MEAN = (0.485, 0.456, 0.406)
+_STD = (0.229, 0.224, 0.225)
+
+
+class SignatureDetector(nn.Module):
+    """ResNet-style classifier with ``1 + num_bits`` outputs and global pooling.
+
+    Input float32 (B, 3, H, W) in [0, 1] with H, W >= 32. Output logits (B, 1 + num_bits):
+    column 0 is the signature logit, columns 1: are the bit logits.
+
+    Example:
+        >>> f = SignatureDetector(DetectorConfig(num_bits=8))
+        >>> f(torch.rand(2, 3, 64, 80)).shape
+        torch.Size([2, 9])
+    """
+
+    min_size = 32
+
+    def __init__(self, config: DetectorConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
+        out_dim = 1 + config.num_bits
+        if config.arch == "resnet34":
+            self.net = torchvision.models.resnet34(weights=None, num_classes=out_dim)
+            return
+        c0 = config.base_channels
+        # No strided stem: the signature lives in fine detail, which a stride would alias.
+        # Pixel-unshuffle keeps every pixel and makes the first layers patch**2 times cheaper.
+        p = config.stem_patch
+        layers: list[nn.Module] = [
+            nn.PixelUnshuffle(p) if p > 1 else nn.Identity(),
+            nn.Conv2d(3 * p * p, c0, 3, padding=1, bias=False),
+            nn.BatchNorm2d(c0),
+            nn.ReLU(inplace=True),
+        ]
+        ch = c0
+        for i, (mult, n) in enumerate(zip(config.channel_mult, config.blocks_per_stage)):
+            out_ch = c0 * mult
+            for j in range(n):
+                layers.append(BasicBlock(ch, out_ch, stride=2 if (j == 0 and i > 0) else 1))
+                ch = out_ch
+            if i == 0:
+                layers.append(nn.Conv2d(ch, ch, 3, stride=2, padding=1, bias=False))
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(ch, out_dim)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net((x - self.mean) / self.std)  # (B, 1 + num_bits)
+
+    def save_pretrained(self, path: str | Path, *, dtype: torch.dtype | None = None) -> None:
+        """Write the weights only (configs live in the kit's ``config.json``)."""
+        from advsig.models.modeling_utils import save_weights
+
+        save_weights(self, path, dtype=dtype)

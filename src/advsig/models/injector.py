@@ -1,0 +1,118 @@
+"""Signature injector W: image -> nearly identical image carrying the signature (and a code)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from advsig.config import InjectorConfig
+from advsig.modules.blocks import FiLMResBlock, position_carriers
+
+
+class SignatureInjector(nn.Module):
+    """A UNet that outputs ``x + max_delta * tanh(residual)``, conditioned on an n-bit code.
+
+    Fully convolutional: any input size (sides are reflect-padded to a multiple of
+    ``config.size_multiple`` and cropped back). Input and output are float32 (B, 3, H, W) in [0, 1].
+    Bits are (B, num_bits) with values in {0, 1}.
+
+    Example:
+        >>> w = SignatureInjector(InjectorConfig(num_bits=8))
+        >>> signed = w(torch.rand(2, 3, 64, 64), torch.randint(0, 2, (2, 8)))
+    """
+
+    def __init__(self, config: InjectorConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = config
+        d = c.cond_dim
+        if c.num_bits > 0:
+            self.code_embed = nn.Sequential(nn.Linear(c.num_bits, d), nn.SiLU(), nn.Linear(d, d))
+        else:
+            self.code_embed = None
+            self.signature_embed = nn.Parameter(torch.randn(d) * 0.1)
+        cells = c.patch_size**2
+        self.unshuffle = nn.PixelUnshuffle(c.patch_size)
+        self.shuffle = nn.PixelShuffle(c.patch_size)
+        in_ch = 3 * cells + 4 * len(c.periods)
+        chans = [c.base_channels * m for m in c.channel_mult]
+        self.head = nn.Conv2d(in_ch, chans[0], 3, padding=1)
+        self.down_blocks = nn.ModuleList()
+        self.downsamples = nn.ModuleList()
+        ch = chans[0]
+        skip_chs = []
+        for level, out_ch in enumerate(chans):
+            blocks = nn.ModuleList()
+            for _ in range(c.num_res_blocks):
+                blocks.append(FiLMResBlock(ch, out_ch, d))
+                ch = out_ch
+            self.down_blocks.append(blocks)
+            skip_chs.append(ch)
+            last = level == len(chans) - 1
+            self.downsamples.append(
+                nn.Identity() if last else nn.Conv2d(ch, ch, 3, stride=2, padding=1)
+            )
+        self.mid = FiLMResBlock(ch, ch, d)
+        self.up_blocks = nn.ModuleList()
+        self.upsamples = nn.ModuleList()
+        for level in reversed(range(len(chans))):
+            out_ch = chans[level]
+            self.up_blocks.append(FiLMResBlock(ch + skip_chs[level], out_ch, d))
+            ch = out_ch
+            self.upsamples.append(nn.Identity() if level == 0 else nn.Conv2d(ch, ch, 3, padding=1))
+        self.out = nn.Conv2d(ch, 3 * cells, 3, padding=1)
+        # Zero init: training starts from the identity map, so fidelity is perfect at step 0.
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def _cond(self, bits: torch.Tensor | None, batch: int, device) -> torch.Tensor:
+        if self.code_embed is None:
+            return self.signature_embed[None].expand(batch, -1)  # (B, D)
+        if bits is None:
+            raise ValueError(f"this injector embeds a {self.config.num_bits}-bit code: pass bits")
+        if bits.shape != (batch, self.config.num_bits):
+            raise ValueError(
+                f"bits must be ({batch}, {self.config.num_bits}), got {tuple(bits.shape)}"
+            )
+        return self.code_embed(bits.to(device=device, dtype=torch.float32) * 2 - 1)  # (B, D)
+
+    def residual(self, x: torch.Tensor, bits: torch.Tensor | None = None) -> torch.Tensor:
+        """The signature W(x) - x before clipping: (B, 3, H, W), each value within +-max_delta."""
+        b, _, h, w = x.shape
+        m = self.config.size_multiple
+        ph, pw = (-h) % m, (-w) % m
+        xp = F.pad(x, (0, pw, 0, ph), mode="reflect") if (ph or pw) else x  # (B, 3, H', W')
+        grid = self.unshuffle(xp * 2 - 1)  # (B, 3*p*p, H'/p, W'/p)
+        gh, gw = grid.shape[-2:]
+        carriers = position_carriers(gh, gw, self.config.periods, device=x.device)
+        inp = torch.cat([grid, carriers.expand(b, -1, -1, -1)], dim=1)  # (B, 3*p*p + 4P, h, w)
+        cond = self._cond(bits, b, x.device)
+        h_ = self.head(inp)
+        skips = []
+        for blocks, down in zip(self.down_blocks, self.downsamples):
+            for block in blocks:
+                h_ = block(h_, cond)
+            skips.append(h_)
+            h_ = down(h_)
+        h_ = self.mid(h_, cond)
+        for block, up, skip in zip(self.up_blocks, self.upsamples, reversed(skips)):
+            if h_.shape[-2:] != skip.shape[-2:]:
+                h_ = F.interpolate(h_, size=skip.shape[-2:], mode="nearest")
+            h_ = block(torch.cat([h_, skip], dim=1), cond)
+            h_ = up(h_)
+        res = self.shuffle(self.out(F.silu(h_)))  # (B, 3, H', W')
+        res = self.config.max_delta * torch.tanh(res)
+        return res[..., :h, :w]
+
+    def forward(self, x: torch.Tensor, bits: torch.Tensor | None = None) -> torch.Tensor:
+        """Signed images (B, 3, H, W) in [0, 1]."""
+        return (x + self.residual(x, bits)).clamp(0, 1)
+
+    def save_pretrained(self, path: str | Path, *, dtype: torch.dtype | None = None) -> None:
+        """Write the weights only (configs live in the kit's ``config.json``)."""
+        from advsig.models.modeling_utils import save_weights
+
+        save_weights(self, path, dtype=dtype)

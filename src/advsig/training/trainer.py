@@ -1,0 +1,247 @@
+"""``train_signature(config)``: joint training of W and F, then calibration into a kit.
+
+Loss (paper, with per-bit BCE for the code):
+    L = ||W(x) - x||^2 + lambda * [BCE(F(A(Q(W(x)))), 1) + BCE(F(A(x)), 0) + BCE_bits]
+where Q is straight-through 8-bit rounding and A one random augmentation replayed on both batches.
+Runs on Accelerate: ``accelerate launch -m advsig train ...`` spreads it over GPUs or nodes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from tqdm.auto import tqdm
+
+from advsig.codes.calibration import Calibration
+from advsig.config import TrainConfig
+from advsig.data.datasets import ImagePool, RandomCrops, resolve_training_data
+from advsig.kit import STANDARD_FPRS, Kit
+from advsig.models.factory import build_model, model_config
+from advsig.training.augment import PairedAugment, quantize_ste
+from advsig.training.checkpoint import (
+    finish_checkpoint,
+    load_checkpoint,
+    resolve_resume,
+    write_process_rng,
+)
+
+logger = logging.getLogger(__name__)
+
+CALIBRATION_SIZES = (64, 96, 128, 192, 256)
+
+
+def _lambda(config: TrainConfig, step: int) -> float:
+    ramp = min(1.0, step / max(1, config.lambda_warmup))
+    return config.lambda_min + (config.lambda_max - config.lambda_min) * ramp
+
+
+def train_signature(config: TrainConfig) -> Kit:
+    """Train W and F as ``config`` says, calibrate on held-out images, write the kit to ``config.out``.
+
+    Example:
+        >>> kit = train_signature(TrainConfig(data="embedded", out="kits/mine", steps=3000))
+    """
+    out = Path(config.out)
+    ckpt_root = out / "checkpoints"
+    accelerator = Accelerator(
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        log_with="tensorboard",
+        project_dir=str(out),
+    )
+    set_seed(config.seed)  # identical initialisation on every process
+    inj_cfg = model_config(config.injector, num_bits=config.num_bits)
+    det_cfg = model_config(config.detector, num_bits=config.num_bits)
+    injector, detector = build_model(inj_cfg), build_model(det_cfg)
+    optimizer = torch.optim.Adam(
+        list(injector.parameters()) + list(detector.parameters()), lr=config.lr
+    )
+    train_src, val_src = resolve_training_data(
+        config.data, val_fraction=config.val_fraction, seed=config.seed
+    )
+    crops = RandomCrops(ImagePool(train_src, max_side=2 * config.work_size), config.crop_size)
+    data_gen = torch.Generator().manual_seed(config.seed * 1000 + accelerator.process_index)
+    torch.manual_seed(config.seed * 1000 + accelerator.process_index)  # augmentation randomness
+
+    start_step, elapsed = 0, 0.0
+    resume_from = resolve_resume(ckpt_root, config.resume)
+    if resume_from is not None:
+        state = load_checkpoint(
+            resume_from,
+            injector=injector,
+            detector=detector,
+            optimizer=optimizer,
+            rank=accelerator.process_index,
+            data_generator=data_gen,
+        )
+        start_step, elapsed = state["step"], state.get("elapsed_s", 0.0)
+        logger.info("resumed from %s at step %d", resume_from, start_step)
+    elif config.resume not in (None, "latest"):
+        raise AssertionError("unreachable")
+
+    augment = PairedAugment(config.augment)
+    injector, detector, optimizer = accelerator.prepare(injector, detector, optimizer)
+    accelerator.init_trackers(
+        "train",
+        config={
+            k: v for k, v in config.to_dict().items() if isinstance(v, (int, float, str, bool))
+        },
+    )
+    n = config.num_bits
+    t0 = time.time() - elapsed
+    progress = tqdm(
+        range(start_step, config.steps),
+        initial=start_step,
+        total=config.steps,
+        desc="train W+F",
+        disable=not accelerator.is_main_process,
+    )
+    injector.train()
+    detector.train()
+    for step in progress:
+        x = crops.sample(config.batch_size, data_gen).to(accelerator.device)  # (B, 3, c, c)
+        bits = torch.randint(0, 2, (config.batch_size, n), generator=data_gen).float()
+        bits = bits.to(accelerator.device)  # (B, n)
+        lam = _lambda(config, step)
+        with accelerator.accumulate(injector, detector):
+            signed = injector(x, bits if n else None)  # (B, 3, c, c)
+            fidelity = F.mse_loss(signed, x)
+            seen = quantize_ste(signed) if config.quantize else signed
+            aug_signed, aug_clean = augment(seen, x)
+            logits = detector(torch.cat([aug_signed, aug_clean]))  # (2B, 1 + n)
+            target = torch.cat([torch.ones(len(x)), torch.zeros(len(x))]).to(logits.device)
+            det_loss = F.binary_cross_entropy_with_logits(logits[:, 0], target)
+            bit_loss = (
+                F.binary_cross_entropy_with_logits(logits[: len(x), 1:], bits)
+                if n
+                else det_loss * 0
+            )
+            loss = fidelity + lam * (det_loss + bit_loss)
+            accelerator.backward(loss)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        done = step + 1
+        if done % config.log_every == 0 or done == config.steps:
+            with torch.no_grad():
+                psnr = -10 * math.log10(max(fidelity.item(), 1e-12))
+                acc = ((logits[:, 0] > 0).float() == target).float().mean().item()
+                bit_acc = (
+                    ((logits[: len(x), 1:] > 0).float() == bits).float().mean().item() if n else 1.0
+                )
+            scalars = {
+                "loss": loss.item(),
+                "fidelity_mse": fidelity.item(),
+                "psnr_db": psnr,
+                "detect_bce": det_loss.item(),
+                "bits_bce": bit_loss.item(),
+                "detect_acc": acc,
+                "bit_acc": bit_acc,
+                "lambda": lam,
+            }
+            accelerator.log(scalars, step=done)
+            progress.set_postfix(psnr=f"{psnr:.1f}", acc=f"{acc:.3f}", bits=f"{bit_acc:.3f}")
+        if done % config.checkpoint_every == 0 and done < config.steps:
+            _checkpoint(
+                accelerator,
+                config,
+                ckpt_root,
+                done,
+                injector,
+                detector,
+                optimizer,
+                data_gen,
+                time.time() - t0,
+            )
+    progress.close()
+    wall = time.time() - t0
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    inj = accelerator.unwrap_model(injector).eval()
+    det = accelerator.unwrap_model(detector).eval()
+    kit = Kit(inj, det, work_size=config.work_size)
+    if accelerator.is_main_process:
+        summary = calibrate(kit, val_src, num=config.num_calibration, seed=config.seed)
+        kit.training = {
+            "preset": config.preset,
+            "data": config.data,
+            "steps": config.steps,
+            "seed": config.seed,
+            "wall_time_s": round(wall, 1),
+            "config": config.to_dict(),
+            "validation": summary,
+        }
+        kit.save_pretrained(out)
+        logger.info("kit written to %s", out)
+    accelerator.wait_for_everyone()
+    return kit
+
+
+def _checkpoint(accelerator, config, root, step, injector, detector, optimizer, data_gen, elapsed):
+    write_process_rng(root, step, accelerator.process_index, data_gen)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        finish_checkpoint(
+            root,
+            step,
+            injector=accelerator.unwrap_model(injector),
+            detector=accelerator.unwrap_model(detector),
+            optimizer=optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer,
+            state={"elapsed_s": elapsed, "config": config.to_dict()},
+            keep=config.keep_checkpoints,
+        )
+    accelerator.wait_for_everyone()
+
+
+def calibration_images(
+    val_sources: list, *, num: int, work_size: int, seed: int
+) -> list[torch.Tensor]:
+    """``num`` clean validation images: random crops of several sizes at random scales."""
+    pool = ImagePool(val_sources, max_side=2 * work_size)
+    gen = torch.Generator().manual_seed(seed + 12345)
+    images: list[torch.Tensor] = []
+    per_size = math.ceil(num / len(CALIBRATION_SIZES))
+    for size in CALIBRATION_SIZES:
+        if size > work_size:
+            continue
+        images += list(RandomCrops(pool, size).sample(per_size, gen))
+    return images[:num]
+
+
+@torch.inference_mode()
+def calibrate(kit: Kit, val_sources: list, *, num: int, seed: int) -> dict:
+    """Set the kit's calibration from clean validation images; measure signed ones too.
+
+    Signed images are rounded to 8 bits, as they would be once saved.
+    """
+    clean = calibration_images(val_sources, num=num, work_size=kit.work_size, seed=seed)
+    clean_scores = kit.logits(clean)[:, 0].numpy()
+    kit.calibration = Calibration.fit(clean_scores)
+    gen = torch.Generator().manual_seed(seed + 999)
+    subset = clean[: min(len(clean), 500)]
+    psnrs, hits, bit_accs = [], {f: [] for f in STANDARD_FPRS}, []
+    for i, img in enumerate(subset):
+        bits = torch.randint(0, 2, (kit.num_bits,), generator=gen).float()
+        code = int("".join(str(int(b)) for b in bits.tolist()) or "0", 2)
+        signed = (kit.sign(img, code=code) * 255).round() / 255  # (3, h, w)
+        psnrs.append(-10 * math.log10(max(F.mse_loss(signed, img).item(), 1e-12)))
+        out = kit.logits(signed)[0]
+        for f in STANDARD_FPRS:
+            hits[f].append(float(out[0]) >= kit.threshold(f))
+        if kit.num_bits:
+            bit_accs.append(((out[1:] > 0).float() == bits).float().mean().item())
+    return {
+        "num_clean": len(clean),
+        "num_signed": len(subset),
+        "psnr_db_mean": float(np.mean(psnrs)),
+        "psnr_db_min": float(np.min(psnrs)),
+        "tpr": {f"{f:g}": float(np.mean(v)) for f, v in hits.items()},
+        "bit_accuracy": float(np.mean(bit_accs)) if bit_accs else None,
+        "clean_score_max": float(np.max(clean_scores)),
+    }

@@ -226,7 +226,7 @@ def calibrate(kit: Kit, val_sources: list, *, num: int, seed: int) -> dict:
     gen = torch.Generator().manual_seed(seed + 999)
     subset = clean[: min(len(clean), 500)]
     psnrs, hits, bit_accs = [], {f: [] for f in STANDARD_FPRS}, []
-    for i, img in enumerate(subset):
+    for img in subset:
         bits = torch.randint(0, 2, (kit.num_bits,), generator=gen).float()
         code = int("".join(str(int(b)) for b in bits.tolist()) or "0", 2)
         signed = (kit.sign(img, code=code) * 255).round() / 255  # (3, h, w)

@@ -38,6 +38,12 @@ class InjectorConfig:
         patch_size: the network runs on a pixel-unshuffled grid (patch_size x patch_size pixels
             per cell, stacked as channels). Lossless, and patch_size**2 times cheaper; carrier
             periods are in grid cells.
+        carrier_band / carrier_seed: frequency band (cycles per pixel) and seed of the code
+            texture (see ``advsig.modules.blocks.code_texture``).
+        target_psnr: fidelity budget. If set, each residual is scaled down (never up) so its
+            RMS is at most that of this PSNR (dB, at the working resolution). Why: with only the
+            tanh bound, the detection loss drives the residual into saturation, where gradients
+            vanish and the code is never learned; a budget keeps training in the linear regime.
     """
 
     base_channels: int = 32
@@ -48,6 +54,9 @@ class InjectorConfig:
     periods: tuple[int, ...] = (4, 8, 16, 32)
     cond_dim: int = 64
     patch_size: int = 1
+    carrier_band: tuple[float, float] = (0.04, 0.2)
+    carrier_seed: int = 0
+    target_psnr: float | None = None
 
     def __post_init__(self) -> None:
         if self.patch_size not in (1, 2, 4, 8):
@@ -119,6 +128,9 @@ class TrainConfig:
             ``lambda_min`` to ``lambda_max`` over ``lambda_warmup`` steps.
         augment: ``"paper"`` (rotation, blur, flip), ``"robust"`` (adds JPEG, resize, crop,
             noise, colour) or ``"none"``.
+        augment_start / augment_ramp: batches are augmented with probability 0 before
+            ``augment_start``, rising linearly to 1 over ``augment_ramp`` steps. Why: with rotations
+            and flips from step 0, the code is never learned; learned first, it then hardens.
         quantize: pass the signed image through straight-through 8-bit rounding.
         checkpoint_every / keep_checkpoints: checkpoint cadence and rotation.
         resume: ``None``, ``"latest"`` or a checkpoint folder.
@@ -141,6 +153,8 @@ class TrainConfig:
     lambda_max: float = 0.1
     lambda_warmup: int = 500
     augment: str = "paper"
+    augment_start: int = 0
+    augment_ramp: int = 0
     quantize: bool = True
     checkpoint_every: int = 500
     keep_checkpoints: int = 2

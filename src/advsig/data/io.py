@@ -6,6 +6,7 @@ deals with PIL modes, bit depths, EXIF orientation, alpha and hostile files.
 
 from __future__ import annotations
 
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,17 @@ DEFAULT_MAX_PIXELS = 64_000_000  # a 8000x8000 photo; larger files are refused, 
 MIN_SIDE = 32  # the detector pools over at least a few cells of its last stage
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, never a grey band
+# What PIL's decoders and frame seeking raise on damaged data (found by fuzzing real files).
+_DECODE_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    IndexError,
+    KeyError,
+    TypeError,
+    struct.error,
+)
 
 
 @dataclass
@@ -49,7 +61,7 @@ def _to_float_rgb(im: Image.Image, path: Path) -> tuple[np.ndarray, np.ndarray |
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         arr = np.asarray(im, dtype=np.float32)
         if mode == "F":
-            if arr.min() < 0 or arr.max() > 1:
+            if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1:
                 raise UnsupportedImageError(f"{path}: float image outside [0, 1] is not supported")
             gray = arr
         else:
@@ -59,8 +71,10 @@ def _to_float_rgb(im: Image.Image, path: Path) -> tuple[np.ndarray, np.ndarray |
             gray = arr / 65535.0
         return np.repeat(gray[:, :, None], 3, axis=2), None
     alpha = None
-    if mode == "P":
-        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    if mode in ("P", "L", "RGB") and "transparency" in im.info:
+        im = im.convert("RGBA")  # palette alpha or a PNG tRNS colour key
+    elif mode == "P":
+        im = im.convert("RGB")
     elif mode == "PA":
         im = im.convert("RGBA")
     if im.mode in ("RGBA", "LA"):
@@ -99,7 +113,7 @@ def load_image(
         raise ImageTooLargeError(f"{path}: too many pixels ({exc})") from exc
     except UnidentifiedImageError as exc:
         raise CorruptImageError(f"{path}: not an image file") from exc
-    except OSError as exc:
+    except _DECODE_ERRORS as exc:
         raise CorruptImageError(f"{path}: unreadable image ({exc})") from exc
     with im:
         w, h = im.size
@@ -107,16 +121,21 @@ def load_image(
             raise ImageTooLargeError(
                 f"{path}: {w}x{h} = {w * h:,} pixels exceeds the limit of {max_pixels:,}"
             )
-        if getattr(im, "is_animated", False) and getattr(im, "n_frames", 1) > 1:
+        try:
+            # Counting frames seeks through the file, so damaged data can fail here already.
+            n_frames = getattr(im, "n_frames", 1) if getattr(im, "is_animated", False) else 1
+        except _DECODE_ERRORS as exc:
+            raise CorruptImageError(f"{path}: corrupt image frames ({exc})") from exc
+        if n_frames > 1:
             raise UnsupportedImageError(
-                f"{path}: animated image with {im.n_frames} frames is not supported"
+                f"{path}: animated image with {n_frames} frames is not supported"
             )
         source_mode = im.mode
         try:
             im.load()
             im = ImageOps.exif_transpose(im)
             rgb, alpha = _to_float_rgb(im, path)
-        except (OSError, SyntaxError, ValueError) as exc:
+        except _DECODE_ERRORS as exc:
             raise CorruptImageError(f"{path}: truncated or corrupt image data ({exc})") from exc
     h, w = rgb.shape[:2]
     if min(h, w) < min_side:

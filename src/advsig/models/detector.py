@@ -9,7 +9,7 @@ import torchvision
 from torch import nn
 
 from advsig.config import DetectorConfig
-from advsig.modules.blocks import BasicBlock
+from advsig.modules.blocks import BasicBlock, group_norm
 
 # ImageNet statistics: the paper's ResNet-34 expects them; harmless for the compact net.
 _MEAN = (0.485, 0.456, 0.406)
@@ -46,7 +46,7 @@ class SignatureDetector(nn.Module):
         layers: list[nn.Module] = [
             nn.PixelUnshuffle(p) if p > 1 else nn.Identity(),
             nn.Conv2d(3 * p * p, c0, 3, padding=1, bias=False),
-            nn.BatchNorm2d(c0),
+            group_norm(c0),
             nn.ReLU(inplace=True),
         ]
         ch = c0
@@ -61,6 +61,11 @@ class SignatureDetector(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.config.stem_patch
+        h, w = x.shape[-2:]
+        if p > 1 and (h % p or w % p):
+            # Pixel-unshuffle needs sides divisible by p: reflect-pad the last row/column.
+            x = torch.nn.functional.pad(x, (0, (-w) % p, 0, (-h) % p), mode="replicate")
         return self.net((x - self.mean) / self.std)  # (B, 1 + num_bits)
 
     def save_pretrained(self, path: str | Path, *, dtype: torch.dtype | None = None) -> None:

@@ -30,12 +30,19 @@ register_model(
 )
 register_model(
     "injector-base",
-    InjectorConfig(base_channels=48, channel_mult=(1, 2), patch_size=4, periods=(2, 4, 8, 16)),
+    InjectorConfig(
+        base_channels=48, channel_mult=(1, 2), patch_size=4, periods=(2, 4, 8, 16), target_psnr=46.0
+    ),
 )
 register_model(
     "injector-tiny",
     InjectorConfig(
-        base_channels=16, channel_mult=(1, 2), patch_size=2, periods=(4, 8), cond_dim=16
+        base_channels=16,
+        channel_mult=(1, 2),
+        patch_size=2,
+        periods=(4, 8),
+        cond_dim=16,
+        target_psnr=40.0,
     ),
 )
 register_model("detector-paper", DetectorConfig(arch="resnet34"))

@@ -9,7 +9,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from advsig.config import InjectorConfig
-from advsig.modules.blocks import FiLMResBlock, position_carriers
+from advsig.modules.blocks import (
+    FiLMResBlock,
+    carrier_frequencies,
+    code_texture,
+    position_carriers,
+)
 
 
 class SignatureInjector(nn.Module):
@@ -37,7 +42,12 @@ class SignatureInjector(nn.Module):
         cells = c.patch_size**2
         self.unshuffle = nn.PixelUnshuffle(c.patch_size)
         self.shuffle = nn.PixelShuffle(c.patch_size)
-        in_ch = 3 * cells + 4 * len(c.periods)
+        # One-bit kits still get a fixed texture: the code of 16 zero bits.
+        self.num_components = c.num_bits or 16
+        freqs, phases = carrier_frequencies(self.num_components, c.carrier_band, c.carrier_seed)
+        self.register_buffer("carrier_freqs", freqs, persistent=False)
+        self.register_buffer("carrier_phases", phases, persistent=False)
+        in_ch = 4 * cells + 4 * len(c.periods)
         chans = [c.base_channels * m for m in c.channel_mult]
         self.head = nn.Conv2d(in_ch, chans[0], 3, padding=1)
         self.down_blocks = nn.ModuleList()
@@ -64,9 +74,14 @@ class SignatureInjector(nn.Module):
             ch = out_ch
             self.upsamples.append(nn.Identity() if level == 0 else nn.Conv2d(ch, ch, 3, padding=1))
         self.out = nn.Conv2d(ch, 3 * cells, 3, padding=1)
-        # Zero init: training starts from the identity map, so fidelity is perfect at step 0.
+        # Zero init: the network's own contribution starts at nothing...
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+        # ...while a per-channel skip passes the code texture straight to the residual, so F has
+        # a readable code from step 0 and W learns to adapt it to each image. Without a budget
+        # the skip starts closed (the paper's identity start).
+        gain = 0.0
+        self.texture_gain = nn.Parameter(torch.full((3,), gain))
 
     def _cond(self, bits: torch.Tensor | None, batch: int, device) -> torch.Tensor:
         if self.code_embed is None:
@@ -85,11 +100,16 @@ class SignatureInjector(nn.Module):
         m = self.config.size_multiple
         ph, pw = (-h) % m, (-w) % m
         xp = F.pad(x, (0, pw, 0, ph), mode="reflect") if (ph or pw) else x  # (B, 3, H', W')
-        grid = self.unshuffle(xp * 2 - 1)  # (B, 3*p*p, H'/p, W'/p)
+        hp, wp = xp.shape[-2:]
+        cond = self._cond(bits, b, x.device)  # validates bits first
+        code_bits = (
+            bits if bits is not None else torch.zeros(b, self.num_components, device=x.device)
+        )
+        texture = code_texture(code_bits.float(), hp, wp, self.carrier_freqs, self.carrier_phases)
+        grid = self.unshuffle(torch.cat([xp * 2 - 1, texture], dim=1))  # (B, 4*p*p, H'/p, W'/p)
         gh, gw = grid.shape[-2:]
         carriers = position_carriers(gh, gw, self.config.periods, device=x.device)
         inp = torch.cat([grid, carriers.expand(b, -1, -1, -1)], dim=1)  # (B, 3*p*p + 4P, h, w)
-        cond = self._cond(bits, b, x.device)
         h_ = self.head(inp)
         skips = []
         for blocks, down in zip(self.down_blocks, self.downsamples):
@@ -104,7 +124,13 @@ class SignatureInjector(nn.Module):
             h_ = block(torch.cat([h_, skip], dim=1), cond)
             h_ = up(h_)
         res = self.shuffle(self.out(F.silu(h_)))  # (B, 3, H', W')
-        res = self.config.max_delta * torch.tanh(res)
+        res = res + self.texture_gain[None, :, None, None] * texture
+        if self.config.target_psnr is not None:
+            budget = 10 ** (-self.config.target_psnr / 20)  # RMS in [0, 1] units
+            rms = res.square().mean(dim=(1, 2, 3), keepdim=True).add(1e-12).sqrt()  # (B, 1, 1, 1)
+            res = res * (budget / rms).clamp(max=1.0)
+        d = self.config.max_delta
+        res = d * torch.tanh(res / d)  # ~identity for small values, hard bound +-max_delta
         return res[..., :h, :w]
 
     def forward(self, x: torch.Tensor, bits: torch.Tensor | None = None) -> torch.Tensor:

@@ -53,19 +53,25 @@ def position_carriers(
     return torch.stack(maps)[None]  # (1, 4P, H, W)
 
 
+def group_norm(channels: int) -> nn.GroupNorm:
+    """GroupNorm, not BatchNorm: per-image statistics, so training (signed and clean images in
+    one batch) and inference (one image) see the same normalisation."""
+    return nn.GroupNorm(min(8, channels), channels)
+
+
 class BasicBlock(nn.Module):
-    """ResNet basic block (two 3x3 convs, batch norm), optional stride-2 downsampling."""
+    """ResNet basic block (two 3x3 convs, group norm), optional stride-2 downsampling."""
 
     def __init__(self, in_ch: int, out_ch: int, stride: int = 1) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(out_ch)
+        self.bn1 = group_norm(out_ch)
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(out_ch)
+        self.bn2 = group_norm(out_ch)
         self.act = nn.ReLU(inplace=True)
         if stride != 1 or in_ch != out_ch:
             self.down = nn.Sequential(
-                nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False), nn.BatchNorm2d(out_ch)
+                nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False), group_norm(out_ch)
             )
         else:
             self.down = nn.Identity()
@@ -74,3 +80,46 @@ class BasicBlock(nn.Module):
         h = self.act(self.bn1(self.conv1(x)))
         h = self.bn2(self.conv2(h))
         return self.act(h + self.down(x))
+
+
+def carrier_frequencies(
+    num_components: int, band: tuple[float, float], seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fixed random 2-D frequencies (cycles/pixel) for the code texture.
+
+    Returns (freqs (n, 2, 2): per bit, the (fy, fx) used for bit 0 and for bit 1; phases (n,)).
+    """
+    g = torch.Generator().manual_seed(seed)
+    lo, hi = band
+    radius = lo + (hi - lo) * torch.rand(num_components, 2, generator=g)  # (n, 2)
+    angle = math.pi * torch.rand(num_components, 2, generator=g)  # (n, 2)
+    freqs = torch.stack([radius * torch.sin(angle), radius * torch.cos(angle)], dim=-1)  # (n, 2, 2)
+    phases = 2 * math.pi * torch.rand(num_components, generator=g)
+    return freqs, phases
+
+
+def code_texture(
+    bits: torch.Tensor, height: int, width: int, freqs: torch.Tensor, phases: torch.Tensor
+) -> torch.Tensor:
+    """A texture keyed by the code: bit i adds a sinusoid at ``freqs[i, bit_i]``.
+
+    Why: the detector is translation invariant (convolutions + global pooling), so a bit must
+    live in something a shift does not change. The sign of a sinusoid is only a phase, which a
+    crop changes; *which frequency* carries energy survives shifts (frequency-shift keying).
+    W learns how to shape and hide this texture in each image; F learns to read it.
+    bits (B, n) in {0, 1} -> (B, 1, H, W), unit variance.
+    """
+    dev = bits.device
+    ys = torch.arange(height, device=dev, dtype=torch.float32)
+    xs = torch.arange(width, device=dev, dtype=torch.float32)
+    f = freqs.to(dev)  # (n, 2, 2)
+    # Separable evaluation: sin(a + b) = sin a cos b + cos a sin b, a over rows, b over columns.
+    a = 2 * math.pi * f[..., 0, None] * ys + phases.to(dev)[:, None, None]  # (n, 2, H)
+    b = 2 * math.pi * f[..., 1, None] * xs  # (n, 2, W)
+    sin_a, cos_a, sin_b, cos_b = a.sin(), a.cos(), b.sin(), b.cos()
+    w1 = torch.stack([1 - bits, bits], dim=-1).float()  # (B, n, 2)
+    # sum_i,k w1[b,i,k] * (sin_a[i,k,h] cos_b[i,k,w] + cos_a[i,k,h] sin_b[i,k,w])
+    tex = torch.einsum("bik,ikh,ikw->bhw", w1, sin_a, cos_b) + torch.einsum(
+        "bik,ikh,ikw->bhw", w1, cos_a, sin_b
+    )
+    return (tex * math.sqrt(2.0 / bits.shape[1]))[:, None]  # (B, 1, H, W)

@@ -43,6 +43,12 @@ def _lambda(config: TrainConfig, step: int) -> float:
     return config.lambda_min + (config.lambda_max - config.lambda_min) * ramp
 
 
+def _augment_probability(config: TrainConfig, step: int) -> float:
+    if step < config.augment_start:
+        return 0.0
+    return min(1.0, (step - config.augment_start + 1) / max(1, config.augment_ramp))
+
+
 def train_signature(config: TrainConfig) -> Kit:
     """Train W and F as ``config`` says, calibrate on held-out images, write the kit to ``config.out``.
 
@@ -51,6 +57,9 @@ def train_signature(config: TrainConfig) -> Kit:
     """
     out = Path(config.out)
     ckpt_root = out / "checkpoints"
+    # Tiny residuals and their gradients drift into denormal floats, which run many times
+    # slower on x86 CPUs; flushing them to zero changes nothing measurable.
+    torch.set_flush_denormal(True)
     accelerator = Accelerator(
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         log_with="tensorboard",
@@ -114,7 +123,10 @@ def train_signature(config: TrainConfig) -> Kit:
             signed = injector(x, bits if n else None)  # (B, 3, c, c)
             fidelity = F.mse_loss(signed, x)
             seen = quantize_ste(signed) if config.quantize else signed
-            aug_signed, aug_clean = augment(seen, x)
+            if float(torch.rand((), generator=data_gen)) < _augment_probability(config, step):
+                aug_signed, aug_clean = augment(seen, x)
+            else:
+                aug_signed, aug_clean = seen, x
             logits = detector(torch.cat([aug_signed, aug_clean]))  # (2B, 1 + n)
             target = torch.cat([torch.ones(len(x)), torch.zeros(len(x))]).to(logits.device)
             det_loss = F.binary_cross_entropy_with_logits(logits[:, 0], target)

@@ -1,0 +1,28 @@
+"""Image transformations an attacker (or ordinary life) applies: one class each, by name.
+
+The same classes serve the demo, benchmarks and (through their differentiable cousins in
+``advsig.training.augment``) training. Every attack maps float (3, H, W) or (B, 3, H, W) in [0, 1]
+to the same layout; randomness only through the ``generator`` argument.
+"""
+
+from advsig.attacks.base import (
+    ATTACKS,
+    JPEG,
+    Attack,
+    CenterCrop,
+    Compose,
+    Identity,
+    Resize,
+    create_attack,
+)
+
+__all__ = [
+    "ATTACKS",
+    "JPEG",
+    "Attack",
+    "CenterCrop",
+    "Compose",
+    "Identity",
+    "Resize",
+    "create_attack",
+]

@@ -1,0 +1,1 @@
+"""The ``advsig`` command line: thin typer commands over library calls."""

@@ -1,0 +1,26 @@
+"""Option types shared by several commands."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+KitOption = Annotated[
+    str,
+    typer.Option(
+        "--kit",
+        "-k",
+        help="Kit folder, shipped kit name (base) or Hugging Face Hub id (owner/name).",
+    ),
+]
+FprOption = Annotated[
+    float,
+    typer.Option("--fpr", help="False-positive rate on unsigned images that sets the threshold."),
+]
+BatchOption = Annotated[
+    int, typer.Option("--batch-size", "-b", min=1, help="Images per network batch.")
+]
+CodeOption = Annotated[
+    str | None, typer.Option("--code", "-c", help="Hex code to embed (default: all zeros).")
+]

@@ -1,0 +1,90 @@
+"""``advsig sign``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from advsig.cli.options import BatchOption, CodeOption, KitOption
+
+
+def _accelerator():
+    """An Accelerator only when launched with several processes (cheap no-op otherwise)."""
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        import torch
+        from accelerate import Accelerator
+
+        from advsig.errors import ConfigError
+
+        # Without a GPU, accelerate joins the processes into one (gloo) group only when told to
+        # use the CPU; otherwise each process would believe it is alone and do all the work.
+        acc = Accelerator(cpu=not torch.cuda.is_available())
+        if acc.num_processes != world:
+            raise ConfigError(
+                f"launched as {world} processes, but accelerate set up {acc.num_processes}; "
+                "check the accelerate launch options"
+            )
+        return acc
+    return None
+
+
+def sign(
+    src: Annotated[Path, typer.Argument(help="Image file or folder (searched recursively).")],
+    dst: Annotated[Path, typer.Argument(help="Output file or folder (relative paths kept).")],
+    kit: KitOption = "base",
+    code: CodeOption = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="png (lossless) or jpeg.")] = "png",
+    quality: Annotated[
+        int, typer.Option("--quality", "-q", min=1, max=100, help="JPEG quality.")
+    ] = 95,
+    batch_size: BatchOption = 8,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Redo outputs that already exist.")
+    ] = False,
+) -> None:
+    """Sign one image or a folder tree with the kit's injector W.
+
+    Existing outputs are skipped, so an interrupted run resumes. Bad files are reported at the
+    end and make the exit code 1. Spread over processes with
+    [bold]accelerate launch -m advsig sign ...[/bold]
+
+    Example: advsig sign photos/ signed/ --kit base --code c0ffee
+    """
+    from advsig.kit import Kit
+    from advsig.signing import sign_files
+
+    acc = _accelerator()
+    rank, world = (acc.process_index, acc.num_processes) if acc else (0, 1)
+    k = Kit.from_pretrained(kit, device=acc.device if acc else "cpu")
+    results = sign_files(
+        k, src, dst, code=code, format=format, quality=quality, batch_size=batch_size,
+        overwrite=overwrite, process_index=rank, num_processes=world, progress=rank == 0,
+    )  # fmt: skip
+    if acc is not None:
+        from accelerate.utils import gather_object
+
+        results = gather_object(results)
+        if not acc.is_main_process:
+            return
+    counts = {s: sum(r.status == s for r in results) for s in ("signed", "skipped", "failed")}
+    psnrs = [r.psnr for r in results if r.psnr is not None]
+    mean = f", mean PSNR {sum(psnrs) / len(psnrs):.1f} dB" if psnrs else ""
+    typer.echo(
+        f"signed {counts['signed']}, skipped {counts['skipped']} (already done), failed {counts['failed']}{mean}"
+    )
+    failed = [r for r in results if r.status == "failed"]
+    for r in failed:
+        # Load errors quote the input already; write errors quote the output, so add the input.
+        message = r.error if r.src in (r.error or "") else f"{r.src}: {r.error}"
+        typer.secho(f"failed: {message}", fg="red", err=True)
+    if failed:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sign")(sign)

@@ -1,0 +1,51 @@
+"""Named training recipes: ``advsig train --preset base``.
+
+``paper`` follows the authors' script (64-channel UNet, ResNet-34, Adam 1e-4, lambda 0 -> 0.1 over
+20k steps, one-bit signature) and needs a GPU. ``base`` is advsig's default, sized to train on a
+CPU. ``robust`` adds the attack augmentations. ``tiny`` is for tests and ``advsig demo --train-kit``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from advsig.config import TrainConfig
+from advsig.errors import ConfigError
+
+PRESETS: dict[str, dict] = {
+    "paper": dict(
+        injector="injector-paper", detector="detector-paper", num_bits=0, steps=200_000,
+        batch_size=16, crop_size=256, lr=1e-4, lambda_min=0.0, lambda_max=0.1,
+        lambda_warmup=20_000, augment="paper", checkpoint_every=5000,
+    ),
+    "base": dict(
+        injector="injector-base", detector="detector-base", num_bits=32, steps=6000,
+        batch_size=16, crop_size=96, lr=1e-3, lambda_min=0.0, lambda_max=1.0,
+        lambda_warmup=100, augment="paper", augment_start=2500, augment_ramp=1500,
+        checkpoint_every=250,
+    ),
+    "robust": dict(
+        injector="injector-base", detector="detector-base", num_bits=32, steps=12000,
+        batch_size=16, crop_size=96, lr=1e-3, lambda_min=0.0, lambda_max=1.0,
+        lambda_warmup=100, augment="robust", augment_start=3000, augment_ramp=3000,
+        checkpoint_every=250,
+    ),
+    "tiny": dict(
+        injector="injector-tiny", detector="detector-tiny", num_bits=8, steps=600,
+        batch_size=8, crop_size=64, lr=2e-3, lambda_min=0.0, lambda_max=1.0,
+        lambda_warmup=50, augment="paper", augment_start=400, augment_ramp=200,
+        checkpoint_every=100, num_calibration=300,
+    ),
+}  # fmt: skip
+
+
+def preset_config(name: str, *, data: str, out: str, **overrides) -> TrainConfig:
+    """A :class:`TrainConfig` from a preset, with ``None`` overrides ignored."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    values = {**PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}}
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = set(values) - names
+    if unknown:
+        raise ConfigError(f"unknown training options {sorted(unknown)}")
+    return TrainConfig(data=data, out=out, preset=name, **values)

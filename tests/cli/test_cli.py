@@ -1,0 +1,161 @@
+"""The ``advsig`` command line, run as a real process (``python -m advsig``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from advsig.cli import app as cli_app
+
+JSON_KEYS = {"path", "signed", "score", "p_value", "bits", "error"}
+
+
+def run_cli(*args: str | Path, debug: bool = False) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ADVSIG_DEBUG": "1" if debug else "0", "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "advsig", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
+def _stderr_lines(proc: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in proc.stderr.splitlines() if line.strip()]
+
+
+def test_sign_folder_then_detect_json(tiny_kit_dir: Path, photo_folder: Path, tmp_path: Path):
+    dst = tmp_path / "signed"
+    signed = run_cli("sign", photo_folder, dst, "--kit", tiny_kit_dir, "--code", "a5")
+    assert signed.returncode == 0, signed.stderr
+    assert "signed 4, skipped 0" in signed.stdout and "failed 0" in signed.stdout
+    assert sorted(p.relative_to(dst).as_posix() for p in dst.rglob("*.png")) == [
+        "a.png", "b.png", "sub/c.png", "sub/deeper/d.png",
+    ]  # fmt: skip
+
+    detected = run_cli("detect", dst, "--kit", tiny_kit_dir, "--json", "--fpr", "0.01")
+    assert detected.returncode == 0, detected.stderr
+    rows = [json.loads(line) for line in detected.stdout.splitlines()]
+    assert [r["path"] for r in rows] == sorted(str(p) for p in dst.rglob("*.png"))
+    for r in rows:
+        assert JSON_KEYS <= r.keys()
+        assert r["error"] is None and isinstance(r["signed"], bool)
+        assert isinstance(r["score"], float) and 0 <= r["p_value"] <= 1
+
+
+def test_corrupt_file_is_named_and_exit_code_is_1(
+    tiny_kit_dir: Path, photo_folder: Path, tmp_path: Path
+):
+    bad = photo_folder / "sub" / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 definitely not a whole jpeg")
+    dst = tmp_path / "signed"
+    signed = run_cli("sign", photo_folder, dst, "--kit", tiny_kit_dir)
+    assert signed.returncode == 1
+    assert "signed 4" in signed.stdout and "failed 1" in signed.stdout
+    assert any(str(bad) in line for line in _stderr_lines(signed))
+    assert "Traceback" not in signed.stderr
+    assert len(list(dst.rglob("*.png"))) == 4
+
+    gone = tmp_path / "gone.png"
+    detected = run_cli("detect", photo_folder, gone, "--kit", tiny_kit_dir, "--json")
+    assert detected.returncode == 1
+    rows = {r["path"]: r for r in map(json.loads, detected.stdout.splitlines())}
+    assert len(rows) == 6  # four photos, the corrupt file and the missing path
+    assert str(bad) in rows[str(bad)]["error"] and rows[str(bad)]["score"] is None
+    assert "no such file" in rows[str(gone)]["error"]
+    assert sum(r["error"] is None for r in rows.values()) == 4
+
+
+def test_missing_kit_is_one_line_error_without_traceback(photo_folder: Path, tmp_path: Path):
+    proc = run_cli("detect", photo_folder, "--kit", tmp_path / "no-such-kit")
+    assert proc.returncode == 1
+    lines = _stderr_lines(proc)
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert "no-such-kit" in lines[0]
+    assert proc.stdout == ""
+
+
+def test_debug_env_var_shows_the_traceback(photo_folder: Path, tmp_path: Path):
+    proc = run_cli("detect", photo_folder, "--kit", tmp_path / "no-such-kit", debug=True)
+    assert proc.returncode != 0
+    assert "Traceback" in proc.stderr and "KitNotFoundError" in proc.stderr
+
+
+def test_exported_injector_has_no_detector_and_cannot_detect(
+    tiny_kit_dir: Path, photo_folder: Path, tmp_path: Path
+):
+    out = tmp_path / "publisher"
+    export = run_cli("export-injector", tiny_kit_dir, out)
+    assert export.returncode == 0, export.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "injector.safetensors"]
+    config = json.loads((out / "config.json").read_text())
+    assert config["detector"] is None and config["calibration"] is None
+
+    proc = run_cli("detect", photo_folder, "--kit", out)
+    assert proc.returncode == 1
+    lines = _stderr_lines(proc)
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "injector" in lines[0]
+
+
+def test_env_prints_versions():
+    proc = run_cli("env")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("advsig ") and "torch " in proc.stdout
+
+
+# In-process from here: the real typer app, without paying a Python + torch start per call.
+
+
+@pytest.fixture(scope="module")
+def runner() -> CliRunner:
+    if not cli_app.app.registered_commands:
+        cli_app._register()
+    return CliRunner()
+
+
+@pytest.mark.parametrize(
+    "command", ["sign", "detect", "export-injector", "kits", "env", "train", "demo"]
+)
+def test_every_command_help_has_an_example(runner: CliRunner, command: str):
+    result = runner.invoke(cli_app.app, [command, "--help"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "Example" in result.output
+
+
+@pytest.mark.parametrize("existing", ["file", "folder"])
+def test_export_injector_refuses_an_occupied_output(
+    runner: CliRunner, tiny_kit_dir: Path, tmp_path: Path, existing: str
+):
+    out = tmp_path / "out"
+    if existing == "file":
+        out.write_text("keep me")
+    else:
+        out.mkdir()
+        (out / "keep.txt").write_text("keep me")
+    result = runner.invoke(cli_app.app, ["export-injector", str(tiny_kit_dir), str(out)])
+    assert result.exit_code != 0
+    assert type(result.exception).__name__ == "OutputError"
+    assert str(out) in str(result.exception)
+    assert (out.read_text() if existing == "file" else (out / "keep.txt").read_text()) == "keep me"
+
+
+def test_sign_failure_at_write_time_names_the_input(
+    runner: CliRunner, tiny_kit_dir: Path, photo_folder: Path, tmp_path: Path
+):
+    src = photo_folder / "sub" / "logo.png"
+    logo = Image.open(photo_folder / "a.png").convert("RGBA")
+    logo.putalpha(128)  # half transparent: JPEG cannot keep that
+    logo.save(src)
+    args = ["sign", str(photo_folder), str(tmp_path / "signed"), "--kit", str(tiny_kit_dir)]
+    result = runner.invoke(cli_app.app, [*args, "--format", "jpeg"])
+    assert result.exit_code == 1
+    failed = [line for line in result.stderr.splitlines() if line.startswith("failed:")]
+    assert len(failed) == 1 and str(src) in failed[0] and "alpha" in failed[0]

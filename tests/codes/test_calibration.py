@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+
+from advsig.codes.calibration import Calibration
+
+
+@pytest.fixture
+def normal_scores():
+    return np.random.default_rng(0).normal(-5.0, 1.0, size=5000)
+
+
+def test_empirical_threshold_matches_its_fpr(normal_scores):
+    cal = Calibration.fit(normal_scores)
+    thr, extrapolated = cal.threshold(1e-2)
+    assert not extrapolated
+    assert np.mean(normal_scores >= thr) <= 1e-2 + 1e-3
+
+
+def test_small_fpr_is_extrapolated_from_the_tail(normal_scores):
+    cal = Calibration.fit(normal_scores)
+    thr, extrapolated = cal.threshold(1e-4)
+    assert extrapolated
+    # True N(-5, 1) quantile for 1e-4 is -5 + 3.72 = -1.28.
+    assert abs(thr - (-1.28)) < 0.4
+    fresh = np.random.default_rng(1).normal(-5.0, 1.0, size=200_000)
+    assert np.mean(fresh >= thr) < 5e-4
+
+
+def test_p_values_are_monotone_and_bounded(normal_scores):
+    cal = Calibration.fit(normal_scores)
+    grid = np.linspace(-10, 10, 200)
+    p = np.array([cal.p_value(s) for s in grid])
+    assert np.all((p >= 0) & (p <= 1))
+    assert np.all(np.diff(p) <= 1e-12)
+    assert cal.p_value(-20) == 1.0
+    assert cal.p_value(10) < 1e-10
+
+
+def test_round_trip_through_dict(normal_scores):
+    cal = Calibration.fit(normal_scores)
+    again = Calibration.from_dict(cal.to_dict())
+    assert again.threshold(1e-3) == cal.threshold(1e-3)
+
+
+def test_needs_enough_scores():
+    with pytest.raises(ValueError, match="at least 20"):
+        Calibration.fit(np.zeros(5))

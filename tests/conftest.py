@@ -1,0 +1,92 @@
+"""Shared fixtures: a tiny untrained but calibrated kit, and folders of small real photos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from advsig.codes.calibration import Calibration
+from advsig.data.datasets import embedded_image, fit_within
+from advsig.data.io import to_uint8
+from advsig.kit import Kit
+from advsig.models.factory import create_model
+
+PHOTO_NAMES = ("astronaut", "coffee", "chelsea", "camera", "rocket", "clock")
+
+
+@pytest.fixture(scope="session")
+def tiny_kit_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained, calibrated 8-bit kit folder; its injector makes a small visible change.
+
+    The untrained injector's output conv is zero-initialised (signed == original), so it is
+    perturbed to make signing observable and dependent on content and code. Detection scores are
+    meaningless but well-formed.
+    """
+    torch.manual_seed(0)
+    injector = create_model("injector-tiny", num_bits=8)
+    detector = create_model("detector-tiny", num_bits=8)
+    with torch.no_grad():
+        injector.out.weight.normal_(0.0, 0.05)
+        injector.out.bias.normal_(0.0, 0.5)
+    kit = Kit(injector, detector, work_size=128)
+    clean = [torch.rand(3, 64, 64) for _ in range(64)]
+    kit.calibration = Calibration.fit(kit.logits(clean)[:, 0].numpy())
+    path = tmp_path_factory.mktemp("kit") / "tiny"
+    kit.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_kit(tiny_kit_dir: Path) -> Kit:
+    return Kit.from_pretrained(tiny_kit_dir)
+
+
+def small_photo(name: str, size: int = 96) -> Image.Image:
+    """An embedded photo fitted within ``size`` pixels, as an RGB PIL image."""
+    return Image.fromarray(to_uint8(fit_within(embedded_image(name), size)))
+
+
+@pytest.fixture(scope="session")
+def photo_cache(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The small photos as PNG files, decoded once per session."""
+    root = tmp_path_factory.mktemp("photos")
+    paths = {}
+    for name in PHOTO_NAMES:
+        paths[name] = root / f"{name}.png"
+        small_photo(name).save(paths[name])
+    return paths
+
+
+@pytest.fixture
+def photo_folder(tmp_path: Path, photo_cache: dict[str, Path]) -> Path:
+    """A folder tree of four small photos: two at the top, one nested, one two levels deep.
+
+    Layout: a.png, b.jpg, sub/c.png, sub/deeper/d.png
+    """
+    root = tmp_path / "photos"
+    (root / "sub" / "deeper").mkdir(parents=True)
+    Image.open(photo_cache["astronaut"]).save(root / "a.png")
+    Image.open(photo_cache["coffee"]).convert("RGB").save(root / "b.jpg", quality=90)
+    Image.open(photo_cache["chelsea"]).save(root / "sub" / "c.png")
+    Image.open(photo_cache["camera"]).save(root / "sub" / "deeper" / "d.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def trained_tiny_kit(tmp_path_factory: pytest.TempPathFactory) -> tuple[Kit, Path]:
+    """A tiny 8-bit kit really trained on the embedded photos (about 1000 steps, ~2 minutes).
+
+    Shared by the tests that need a detector that works: training separates signed from clean,
+    the demo, and the end-to-end CLI run. No augmentation: the code is learned fastest without.
+    """
+    from advsig.training.presets import preset_config
+    from advsig.training.trainer import train_signature
+
+    out = tmp_path_factory.mktemp("trained") / "kit"
+    config = preset_config(
+        "tiny", data="embedded", out=str(out), steps=1000, augment="none", seed=0
+    )
+    return train_signature(config), out

@@ -1,0 +1,88 @@
+import pytest
+import torch
+
+from advsig.config import InjectorConfig
+from advsig.errors import CheckpointError, ConfigError
+from advsig.models import SignatureInjector, create_model, list_models
+from advsig.models.modeling_utils import load_weights
+
+
+def test_factory_lists_and_builds_every_registered_model():
+    names = list_models()
+    assert {"injector-paper", "injector-base", "injector-tiny"} <= set(names)
+    assert list_models("detector-*") == ["detector-base", "detector-paper", "detector-tiny"]
+    with pytest.raises(ConfigError, match="unknown model 'injector-huge'"):
+        create_model("injector-huge")
+
+
+@pytest.mark.parametrize("size", [(32, 32), (45, 77), (64, 100)])
+def test_injector_keeps_size_and_bounds_residual(size):
+    torch.manual_seed(0)
+    w = create_model("injector-tiny", num_bits=4)
+    torch.nn.init.normal_(w.out.weight, std=1.0)  # make the residual non-trivial
+    x = torch.rand(2, 3, *size)
+    bits = torch.tensor([[0, 1, 1, 0], [1, 1, 1, 1]])
+    r = w.residual(x, bits)
+    assert r.shape == x.shape
+    assert r.abs().max() <= w.config.max_delta + 1e-6
+    assert r.abs().max() > 0
+    signed = w(x, bits)
+    assert signed.min() >= 0 and signed.max() <= 1
+    # The code changes the residual.
+    assert not torch.allclose(r[0], w.residual(x[:1], bits[1:])[0])
+
+
+def test_injector_starts_as_identity():
+    w = create_model("injector-tiny", num_bits=0)
+    x = torch.rand(1, 3, 40, 40)
+    assert torch.equal(w(x), x)
+
+
+def test_injector_requires_bits_of_the_right_shape():
+    w = create_model("injector-tiny", num_bits=4)
+    with pytest.raises(ValueError, match="pass bits"):
+        w(torch.rand(1, 3, 32, 32))
+    with pytest.raises(ValueError, match=r"bits must be \(1, 4\)"):
+        w(torch.rand(1, 3, 32, 32), torch.zeros(1, 3))
+
+
+@pytest.mark.parametrize("name", ["detector-tiny", "detector-base"])
+def test_detector_any_size(name):
+    f = create_model(name, num_bits=5).eval()
+    for h, w in [(32, 32), (50, 90), (128, 96)]:
+        assert f(torch.rand(2, 3, h, w)).shape == (2, 6)
+
+
+def test_save_load_gives_identical_outputs(tmp_path):
+    torch.manual_seed(1)
+    w = create_model("injector-tiny", num_bits=3)
+    torch.nn.init.normal_(w.out.weight, std=0.5)
+    w.save_pretrained(tmp_path / "w.safetensors")
+    w2 = create_model("injector-tiny", num_bits=3)
+    load_weights(w2, tmp_path / "w.safetensors")
+    x, b = torch.rand(2, 3, 48, 48), torch.randint(0, 2, (2, 3))
+    assert torch.equal(w(x, b), w2(x, b))
+
+
+def test_fp16_weights_load_into_fp32(tmp_path):
+    w = create_model("detector-tiny", num_bits=2).eval()
+    w.save_pretrained(tmp_path / "d.safetensors", dtype=torch.float16)
+    w2 = create_model("detector-tiny", num_bits=2).eval()
+    load_weights(w2, tmp_path / "d.safetensors")
+    x = torch.rand(1, 3, 64, 64)
+    assert next(w2.parameters()).dtype == torch.float32
+    torch.testing.assert_close(w(x), w2(x), atol=0.05, rtol=0.05)
+
+
+def test_strict_loading_names_the_file(tmp_path):
+    create_model("injector-tiny", num_bits=3).save_pretrained(tmp_path / "w.safetensors")
+    other = SignatureInjector(
+        InjectorConfig(base_channels=8, channel_mult=(1, 2), num_bits=3, patch_size=2)
+    )
+    with pytest.raises(CheckpointError, match="w.safetensors"):
+        load_weights(other, tmp_path / "w.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"\x00garbage")
+    with pytest.raises(CheckpointError, match="junk.safetensors"):
+        load_weights(other, tmp_path / "junk.safetensors")
+    with pytest.raises(CheckpointError, match="not found"):
+        load_weights(other, tmp_path / "missing.safetensors")

@@ -1,0 +1,105 @@
+import json
+
+import pytest
+import torch
+
+from advsig.codes.calibration import Calibration
+from advsig.errors import CheckpointError, ConfigError, KitNotFoundError
+from advsig.kit import Kit
+from advsig.models.factory import create_model
+
+
+def _kit(num_bits=6, seed=0) -> Kit:
+    torch.manual_seed(seed)
+    inj = create_model("injector-tiny", num_bits=num_bits)
+    torch.nn.init.normal_(inj.out.weight, std=0.3)
+    det = create_model("detector-tiny", num_bits=num_bits)
+    kit = Kit(inj, det, work_size=96)
+    kit.calibration = Calibration.fit(
+        kit.logits([torch.rand(3, 48, 48) for _ in range(40)])[:, 0].numpy()
+    )
+    return kit
+
+
+def test_save_load_gives_identical_sign_and_detect(tmp_path):
+    kit = _kit()
+    kit.save_pretrained(tmp_path / "k")
+    again = Kit.from_pretrained(tmp_path / "k")
+    x = torch.rand(2, 3, 64, 80)
+    assert torch.equal(kit.sign(x, code="2a"), again.sign(x, code="2a"))
+    assert kit.detect(x) == again.detect(x)
+    assert json.loads((tmp_path / "k" / "config.json").read_text())["thresholds"]["0.001"]["score"]
+
+
+def test_sign_keeps_structure_and_full_resolution():
+    kit = _kit()
+    big = torch.rand(3, 300, 410)  # larger than work_size: residual computed small, upsampled
+    out = kit.sign(big, code=5)
+    assert out.shape == big.shape
+    diff = out - big
+    assert 0 < diff.abs().max() <= kit.injector.config.max_delta + 1e-6
+    batch = kit.sign([torch.rand(3, 50, 50), torch.rand(3, 70, 40)], code=1)
+    assert [tuple(b.shape) for b in batch] == [(3, 50, 50), (3, 70, 40)]
+    assert kit.sign(torch.rand(4, 3, 40, 40)).shape == (4, 3, 40, 40)
+
+
+def test_detect_returns_named_results():
+    kit = _kit()
+    res = kit.detect(torch.rand(3, 3, 64, 64), fpr=1e-2)
+    assert len(res) == 3
+    r = res[0]
+    assert 0 <= r.p_value <= 1 and r.fpr == 1e-2
+    assert r.threshold == pytest.approx(kit.threshold(1e-2))
+    assert r.is_signed == (r.score >= r.threshold)
+
+
+def test_injector_only_kit_signs_but_cannot_detect(tmp_path):
+    kit = _kit()
+    kit.save_pretrained(tmp_path / "pub", include_detector=False)
+    assert not (tmp_path / "pub" / "detector.safetensors").exists()
+    pub = Kit.from_pretrained(tmp_path / "pub")
+    x = torch.rand(1, 3, 48, 48)
+    assert torch.equal(pub.sign(x, code=3), kit.sign(x, code=3))
+    with pytest.raises(ConfigError, match="only the injector"):
+        pub.detect(x)
+
+
+def test_broken_kits_raise_named_errors(tmp_path):
+    kit = _kit()
+    kit.save_pretrained(tmp_path / "k")
+    with pytest.raises(KitNotFoundError, match="nope"):
+        Kit.from_pretrained(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="no config.json"):
+        Kit.from_pretrained(tmp_path / "empty")
+    cfg_path = tmp_path / "k" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["num_bits"] = 7
+    cfg["injector"]["num_bits"] = 7  # weights were saved for 6 bits
+    cfg_path.write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="injector.safetensors"):
+        Kit.from_pretrained(tmp_path / "k")
+    cfg_path.write_text("{not json")
+    with pytest.raises(CheckpointError, match="invalid JSON"):
+        Kit.from_pretrained(tmp_path / "k")
+
+
+def test_mismatched_bit_counts_are_refused(tmp_path):
+    kit = _kit(num_bits=6)
+    kit.save_pretrained(tmp_path / "k")
+    cfg_path = tmp_path / "k" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    other = create_model("detector-tiny", num_bits=4)
+    other.save_pretrained(tmp_path / "k" / "detector.safetensors")
+    cfg["detector"]["num_bits"] = 4
+    cfg_path.write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="injector embeds 6 bits, detector reads 4"):
+        Kit.from_pretrained(tmp_path / "k")
+
+
+def test_bad_input_shapes_are_refused():
+    kit = _kit()
+    with pytest.raises(ValueError, match="must be"):
+        kit.sign(torch.rand(3, 32))
+    with pytest.raises(ValueError, match="at least 32"):
+        kit.detect(torch.rand(1, 3, 20, 20))

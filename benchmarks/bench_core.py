@@ -140,14 +140,18 @@ def run_imwatermark_speed(size: int, num: int) -> dict:
 
 
 PEAK_RAM_SCRIPT = """
-import resource, sys, torch
+import sys, torch
 from advsig.kit import Kit
 from advsig.signing import sign_files
 kit = Kit.from_pretrained(sys.argv[1])
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def hwm_kb():  # VmHWM resets at exec; ru_maxrss would report the parent's peak
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+before = hwm_kb()
 res = sign_files(kit, sys.argv[2], sys.argv[3], progress=False)
 assert res[0].status == "signed", res
-print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(before, hwm_kb())
 """
 
 

@@ -103,3 +103,19 @@ def test_bad_input_shapes_are_refused():
         kit.sign(torch.rand(3, 32))
     with pytest.raises(ValueError, match="at least 32"):
         kit.detect(torch.rand(1, 3, 20, 20))
+
+
+def test_tiled_kit_signs_each_tile_as_the_injector_would(tmp_path):
+    kit = _kit()
+    kit.tile_size, kit.work_size = 48, 160
+    x = torch.rand(3, 96, 120)  # within work_size: tiles at rows 0, 48 and columns 0, 48, 72
+    bits = torch.tensor([[0, 1, 0, 1, 1, 0]], dtype=torch.float32)
+    signed = kit.sign(x, code=0b010110)
+    tile = x[None, :, 48:96, 72:120]
+    expected = (tile + kit.injector.residual(tile, bits)).clamp(0, 1)[0]
+    torch.testing.assert_close(signed[:, 48:96, 72:120], expected)
+    # Detection averages the detector over the same tiles.
+    tiles = torch.stack([x[:, y : y + 48, c : c + 48] for y in (0, 48) for c in (0, 48, 72)])
+    torch.testing.assert_close(kit.logits(x)[0], kit.detector(tiles).mean(dim=0))
+    kit.save_pretrained(tmp_path / "k")
+    assert Kit.from_pretrained(tmp_path / "k").tile_size == 48

@@ -129,8 +129,9 @@ class TrainConfig:
         augment: ``"paper"`` (rotation, blur, flip), ``"robust"`` (adds JPEG, resize, crop,
             noise, colour) or ``"none"``.
         augment_start / augment_ramp: batches are augmented with probability 0 before
-            ``augment_start``, rising linearly to 1 over ``augment_ramp`` steps. Why: with rotations
+            ``augment_start``, rising linearly to ``augment_max`` over ``augment_ramp`` steps. Why: with rotations
             and flips from step 0, the code is never learned; learned first, it then hardens.
+            Keeping ``augment_max`` below 1 keeps training the code on unaugmented views too.
         quantize: pass the signed image through straight-through 8-bit rounding.
         checkpoint_every / keep_checkpoints: checkpoint cadence and rotation.
         resume: ``None``, ``"latest"`` or a checkpoint folder.
@@ -155,6 +156,7 @@ class TrainConfig:
     augment: str = "paper"
     augment_start: int = 0
     augment_ramp: int = 0
+    augment_max: float = 1.0
     quantize: bool = True
     checkpoint_every: int = 500
     keep_checkpoints: int = 2

@@ -8,6 +8,12 @@ Images of any size: W and F run at a working resolution (the image fitted within
 ``work_size`` x ``work_size``). For a larger image the residual computed there is upsampled to the
 full resolution and added, so the output keeps every original pixel plus a smooth signature, and
 memory stays bounded (a 4000x3000 photo needs a few hundred MB).
+
+Tiles: with ``tile_size`` set (kits trained by advsig set it to the training crop size), W and F
+run on ``tile_size`` squares on a fixed grid from the top-left corner (the last row and column
+of tiles shifted inwards to fit), and F's outputs are averaged over tiles. Why: W's code texture
+is anchored at its input's corner and F learns to read it at the training size; tiles give both
+networks exactly the inputs they were trained on, at any image size.
 """
 
 from __future__ import annotations
@@ -97,6 +103,7 @@ class Kit:
         detector: SignatureDetector | None = None,
         *,
         work_size: int = 256,
+        tile_size: int | None = None,
         calibration: Calibration | None = None,
         training: dict | None = None,
     ) -> None:
@@ -108,6 +115,7 @@ class Kit:
         self.injector = injector.eval()
         self.detector = detector.eval() if detector is not None else None
         self.work_size = work_size
+        self.tile_size = tile_size
         self.calibration = calibration
         self.training = training or {}
 
@@ -133,6 +141,7 @@ class Kit:
             "advsig_kit": KIT_FORMAT,
             "num_bits": self.num_bits,
             "work_size": self.work_size,
+            "tile_size": self.tile_size,
             "injector": self.injector.config.to_dict(),
             "detector": self.detector.config.to_dict() if det else None,
             "calibration": cal.to_dict() if cal else None,
@@ -180,6 +189,7 @@ class Kit:
             det_cfg = DetectorConfig.from_dict(cfg["detector"]) if cfg.get("detector") else None
             cal = Calibration.from_dict(cfg["calibration"]) if cfg.get("calibration") else None
             work_size = int(cfg["work_size"])
+            tile_size = int(cfg["tile_size"]) if cfg.get("tile_size") else None
         except (KeyError, TypeError, ValueError, ConfigError) as exc:
             raise CheckpointError(f"{cfg_file}: malformed kit config ({exc})") from exc
         injector = SignatureInjector(inj_cfg)
@@ -193,6 +203,7 @@ class Kit:
                 injector,
                 detector,
                 work_size=work_size,
+                tile_size=tile_size,
                 calibration=cal,
                 training=cfg.get("training"),
             )
@@ -270,7 +281,7 @@ class Kit:
         for group in self._batches(items, batch_size):
             work = torch.stack([g.work for g in group]).to(self.device)  # (b, 3, h, w)
             b_bits = bits[None].expand(len(group), -1) if self.num_bits else None
-            res = self.injector.residual(work, b_bits)  # (b, 3, h, w)
+            res = self._tiled_residual(work, b_bits)  # (b, 3, h, w)
             for g, r in zip(group, res):
                 full = g.image.to(self.device, torch.float32)  # (3, H, W)
                 if r.shape != full.shape:
@@ -292,8 +303,44 @@ class Kit:
             work = torch.stack([g.work for g in group]).to(self.device)  # (b, 3, h, w)
             if min(work.shape[-2:]) < detector.min_size:
                 raise ValueError(f"images must be at least {detector.min_size} pixels on a side")
-            out[[g.index for g in group]] = detector(work).float().cpu()
+            out[[g.index for g in group]] = self._tiled_detect(work).float().cpu()
         return out
+
+    def _tile_starts(self, h: int, w: int) -> list[tuple[int, int]] | None:
+        """Top-left corners of the tile grid, or None when the image is used whole."""
+        t = self.tile_size
+        if t is None or h < t or w < t or (h == t and w == t):
+            return None
+
+        def starts(n: int) -> list[int]:
+            s = list(range(0, n - t + 1, t))
+            return s if s[-1] == n - t else s + [n - t]
+
+        return [(y, x) for y in starts(h) for x in starts(w)]
+
+    def _tiled_residual(self, work: torch.Tensor, bits: torch.Tensor | None) -> torch.Tensor:
+        """W's residual for (b, 3, h, w), tile by tile (later tiles overwrite overlaps)."""
+        corners = self._tile_starts(*work.shape[-2:])
+        if corners is None:
+            return self.injector.residual(work, bits)
+        t, b = self.tile_size, len(work)
+        tiles = torch.cat([work[..., y : y + t, x : x + t] for y, x in corners])  # (n*b, 3, t, t)
+        tile_bits = bits.repeat(len(corners), 1) if bits is not None else None
+        res_tiles = self.injector.residual(tiles, tile_bits)  # (n*b, 3, t, t)
+        res = torch.zeros_like(work)
+        for i, (y, x) in enumerate(corners):
+            res[..., y : y + t, x : x + t] = res_tiles[i * b : (i + 1) * b]
+        return res
+
+    def _tiled_detect(self, work: torch.Tensor) -> torch.Tensor:
+        """F's outputs for (b, 3, h, w), averaged over the same tile grid as signing."""
+        detector = self._require_detector()
+        corners = self._tile_starts(*work.shape[-2:])
+        if corners is None:
+            return detector(work)
+        t, b = self.tile_size, len(work)
+        tiles = torch.cat([work[..., y : y + t, x : x + t] for y, x in corners])  # (n*b, 3, t, t)
+        return detector(tiles).view(len(corners), b, -1).mean(dim=0)  # (b, 1 + num_bits)
 
     def results_from_logits(
         self, logits: torch.Tensor, *, fpr: float = 1e-3, paths: Sequence[str | None] | None = None

@@ -45,3 +45,14 @@ def test_round_trip_through_dict(normal_scores):
 def test_needs_enough_scores():
     with pytest.raises(ValueError, match="at least 20"):
         Calibration.fit(np.zeros(5))
+
+
+def test_extrapolation_never_undercuts_the_sample_on_heavy_tails():
+    # Student-t with 2 degrees of freedom: the upper tail is far heavier than a normal fit.
+    scores = np.random.default_rng(2).standard_t(2, size=2000)
+    cal = Calibration.fit(scores)
+    thr, extrapolated = cal.threshold(1e-3)  # 1e-3 * 2000 = 2 scores: below the empirical limit
+    assert extrapolated
+    assert np.sum(scores >= thr) <= 2
+    thr4, _ = cal.threshold(1e-4)
+    assert thr4 > scores.max()

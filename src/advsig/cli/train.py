@@ -28,6 +28,10 @@ def train(
     checkpoint_every: Annotated[
         int | None, typer.Option("--checkpoint-every", help="Steps between checkpoints.")
     ] = None,
+    augment_max: Annotated[
+        float | None,
+        typer.Option("--augment-max", min=0.0, max=1.0, help="Largest share of augmented batches."),
+    ] = None,
 ) -> None:
     """Train a signature injector W and detector F jointly, calibrate them, and write a kit.
 
@@ -40,7 +44,7 @@ def train(
 
     config = preset_config(
         preset, data=data, out=out, num_bits=num_bits, steps=steps, batch_size=batch_size,
-        lr=lr, seed=seed, resume=resume, checkpoint_every=checkpoint_every,
+        lr=lr, seed=seed, resume=resume, checkpoint_every=checkpoint_every, augment_max=augment_max,
     )  # fmt: skip
     kit = train_signature(config)
     val = kit.training.get("validation", {})

@@ -72,7 +72,12 @@ class Calibration:
             for sc, pr in self.survival:
                 if pr >= fpr:
                     return float(np.nextafter(sc, math.inf)), False
-        return float(self.tail_mean + self.tail_std * stats.norm.isf(fpr)), True
+        tail = float(self.tail_mean + self.tail_std * stats.norm.isf(fpr))
+        # Never below what the sample itself shows: at most k = max(1, fpr * n) clean scores
+        # may lie at or above the threshold. Guards against tails heavier than normal.
+        k = max(1, math.floor(fpr * self.num_clean))
+        bound = max(sc for sc, pr in self.survival if pr * (self.num_clean + 1) <= k + 1e-9)
+        return max(tail, float(np.nextafter(bound, math.inf))), True
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -46,7 +46,8 @@ def _lambda(config: TrainConfig, step: int) -> float:
 def _augment_probability(config: TrainConfig, step: int) -> float:
     if step < config.augment_start:
         return 0.0
-    return min(1.0, (step - config.augment_start + 1) / max(1, config.augment_ramp))
+    ramp = min(1.0, (step - config.augment_start + 1) / max(1, config.augment_ramp))
+    return config.augment_max * ramp
 
 
 def train_signature(config: TrainConfig) -> Kit:
@@ -177,7 +178,7 @@ def train_signature(config: TrainConfig) -> Kit:
     accelerator.end_training()
     inj = accelerator.unwrap_model(injector).eval()
     det = accelerator.unwrap_model(detector).eval()
-    kit = Kit(inj, det, work_size=config.work_size)
+    kit = Kit(inj, det, work_size=config.work_size, tile_size=config.crop_size)
     if accelerator.is_main_process:
         summary = calibrate(kit, val_src, num=config.num_calibration, seed=config.seed)
         kit.training = {
@@ -212,16 +213,19 @@ def _checkpoint(accelerator, config, root, step, injector, detector, optimizer, 
 
 
 def calibration_images(
-    val_sources: list, *, num: int, work_size: int, seed: int
+    val_sources: list, *, num: int, work_size: int, seed: int, min_size: int = 0
 ) -> list[torch.Tensor]:
-    """``num`` clean validation images: random crops of several sizes at random scales."""
+    """``num`` clean validation images: random crops of several sizes at random scales.
+
+    Sizes below ``min_size`` (the kit's tile size) are left out: the thresholds speak for
+    images at least one tile large, and smaller ones are documented as uncalibrated.
+    """
     pool = ImagePool(val_sources, max_side=2 * work_size)
     gen = torch.Generator().manual_seed(seed + 12345)
+    sizes = [s for s in CALIBRATION_SIZES if min_size <= s <= work_size] or [work_size]
     images: list[torch.Tensor] = []
-    per_size = math.ceil(num / len(CALIBRATION_SIZES))
-    for size in CALIBRATION_SIZES:
-        if size > work_size:
-            continue
+    per_size = math.ceil(num / len(sizes))
+    for size in sizes:
         images += list(RandomCrops(pool, size).sample(per_size, gen))
     return images[:num]
 
@@ -232,7 +236,9 @@ def calibrate(kit: Kit, val_sources: list, *, num: int, seed: int) -> dict:
 
     Signed images are rounded to 8 bits, as they would be once saved.
     """
-    clean = calibration_images(val_sources, num=num, work_size=kit.work_size, seed=seed)
+    clean = calibration_images(
+        val_sources, num=num, work_size=kit.work_size, seed=seed, min_size=kit.tile_size or 0
+    )
     clean_scores = kit.logits(clean)[:, 0].numpy()
     kit.calibration = Calibration.fit(clean_scores)
     gen = torch.Generator().manual_seed(seed + 999)

@@ -88,6 +88,7 @@ class DetectorConfig:
         base_channels / channel_mult / blocks_per_stage: widths and depth of ``"resnet"``.
         num_bits: number of bit logits.
         stem_patch: pixel-unshuffle factor of the stem (lossless, cheaper than a stride-1 stem).
+        norm: ``"group"`` (default; see ``advsig.modules.blocks.make_norm``) or ``"batch"``.
     """
 
     arch: str = "resnet"
@@ -96,10 +97,13 @@ class DetectorConfig:
     blocks_per_stage: tuple[int, ...] = (1, 1, 1, 1)
     num_bits: int = 32
     stem_patch: int = 1
+    norm: str = "group"
 
     def __post_init__(self) -> None:
         if self.arch not in ("resnet", "resnet34"):
             raise ConfigError(f"detector arch must be 'resnet' or 'resnet34', got {self.arch!r}")
+        if self.norm not in ("group", "batch"):
+            raise ConfigError(f"detector norm must be 'group' or 'batch', got {self.norm!r}")
         if len(self.channel_mult) != len(self.blocks_per_stage):
             raise ConfigError("channel_mult and blocks_per_stage must have the same length")
 

@@ -9,7 +9,7 @@ import torchvision
 from torch import nn
 
 from advsig.config import DetectorConfig
-from advsig.modules.blocks import BasicBlock, group_norm
+from advsig.modules.blocks import BasicBlock, make_norm
 
 # ImageNet statistics: the paper's ResNet-34 expects them; harmless for the compact net.
 _MEAN = (0.485, 0.456, 0.406)
@@ -46,14 +46,16 @@ class SignatureDetector(nn.Module):
         layers: list[nn.Module] = [
             nn.PixelUnshuffle(p) if p > 1 else nn.Identity(),
             nn.Conv2d(3 * p * p, c0, 3, padding=1, bias=False),
-            group_norm(c0),
+            make_norm(config.norm, c0),
             nn.ReLU(inplace=True),
         ]
         ch = c0
         for i, (mult, n) in enumerate(zip(config.channel_mult, config.blocks_per_stage)):
             out_ch = c0 * mult
             for j in range(n):
-                layers.append(BasicBlock(ch, out_ch, stride=2 if (j == 0 and i > 0) else 1))
+                layers.append(
+                    BasicBlock(ch, out_ch, stride=2 if (j == 0 and i > 0) else 1, norm=config.norm)
+                )
                 ch = out_ch
             if i == 0:
                 layers.append(nn.Conv2d(ch, ch, 3, stride=2, padding=1, bias=False))

@@ -52,7 +52,11 @@ register_model(
 register_model(
     "detector-tiny",
     DetectorConfig(
-        base_channels=8, channel_mult=(1, 2, 4), blocks_per_stage=(1, 1, 1), stem_patch=2
+        base_channels=16,
+        channel_mult=(1, 2, 4),
+        blocks_per_stage=(1, 1, 1),
+        stem_patch=2,
+        norm="batch",
     ),
 )
 

@@ -53,25 +53,29 @@ def position_carriers(
     return torch.stack(maps)[None]  # (1, 4P, H, W)
 
 
-def group_norm(channels: int) -> nn.GroupNorm:
-    """GroupNorm, not BatchNorm: per-image statistics, so training (signed and clean images in
-    one batch) and inference (one image) see the same normalisation."""
-    return nn.GroupNorm(min(8, channels), channels)
+def make_norm(kind: str, channels: int) -> nn.Module:
+    """``"group"``: GroupNorm with groups of at least 4 channels (per-image statistics, so a
+    mixed signed/clean training batch and a single image at inference are normalised alike; one
+    channel per group would normalise away the channel energy the code is read from).
+    ``"batch"``: BatchNorm, which trains the smallest detectors much faster."""
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    return nn.GroupNorm(max(1, min(8, channels // 4)), channels)
 
 
 class BasicBlock(nn.Module):
-    """ResNet basic block (two 3x3 convs, group norm), optional stride-2 downsampling."""
+    """ResNet basic block (two 3x3 convs, normalised), optional stride-2 downsampling."""
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int = 1) -> None:
+    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, norm: str = "group") -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = group_norm(out_ch)
+        self.bn1 = make_norm(norm, out_ch)
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False)
-        self.bn2 = group_norm(out_ch)
+        self.bn2 = make_norm(norm, out_ch)
         self.act = nn.ReLU(inplace=True)
         if stride != 1 or in_ch != out_ch:
             self.down = nn.Sequential(
-                nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False), group_norm(out_ch)
+                nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False), make_norm(norm, out_ch)
             )
         else:
             self.down = nn.Identity()

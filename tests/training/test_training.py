@@ -105,9 +105,11 @@ def test_trained_kit_detects_and_decodes_fresh_images(trained_tiny_kit):
     photos = [fit_within(img, 128) for _, img in embedded_images("test")]
     signed = [(s * 255).round() / 255 for s in kit.sign(photos, code="a5")]
     flagged = [r.is_signed for r in kit.detect(signed, fpr=1e-2)]
-    false = [r.is_signed for r in kit.detect(photos, fpr=1e-2)]
     assert sum(flagged) >= len(photos) - 1
-    assert sum(false) <= 1
+    # Separation, not the calibrated rate: the tiny kit's thresholds come from four validation
+    # photos and do not transfer to other photos (the base kit's rate is in BENCHMARKS.md).
+    signed_scores, clean_scores = kit.logits(signed)[:, 0], kit.logits(photos)[:, 0]
+    assert signed_scores.min() > clean_scores.max() + 3.0
     truth = hex_to_bits("a5", 8)
     logits = kit.logits(signed)[:, 1:]
     assert ((logits > 0).float() == truth).float().mean() >= 0.75

@@ -93,8 +93,6 @@ def train_signature(config: TrainConfig) -> Kit:
         )
         start_step, elapsed = state["step"], state.get("elapsed_s", 0.0)
         logger.info("resumed from %s at step %d", resume_from, start_step)
-    elif config.resume not in (None, "latest"):
-        raise AssertionError("unreachable")
 
     augment = PairedAugment(config.augment)
     injector, detector, optimizer = accelerator.prepare(injector, detector, optimizer)

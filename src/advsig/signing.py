@@ -11,7 +11,7 @@ import torch
 from tqdm.auto import tqdm
 
 from advsig.codes.bits import hex_to_bits
-from advsig.data.datasets import fit_within
+from advsig.data.datasets import fit_within, fitted_size
 from advsig.data.io import (
     DEFAULT_MAX_PIXELS,
     IMAGE_EXTENSIONS,
@@ -75,21 +75,24 @@ def shard(items: list, index: int, count: int) -> list:
     return items[index::count]
 
 
-def work_image(image: torch.Tensor, work_size: int, path: str | Path) -> torch.Tensor:
-    """``image`` (3, H, W) fitted within the kit's ``work_size``, where the networks run.
+def check_work_size(height: int, width: int, work_size: int, path: str | Path) -> None:
+    """Raise ImageTooSmallError when an image fitted within ``work_size`` has a side below MIN_SIDE.
 
-    Raises ImageTooSmallError when the fitted copy has a side below MIN_SIDE: a very elongated
-    image (say 2000x32) passes ``load_image`` but shrinks to a sliver the networks cannot use.
+    Why: a very elongated image (say 2000x32) passes ``load_image`` but shrinks to a sliver the
+    networks cannot use. Pure arithmetic: no pixel is resized to find out.
     """
-    work = fit_within(image, work_size)  # (3, h, w)
-    h, w = work.shape[-2:]
+    h, w = fitted_size(height, width, work_size)
     if min(h, w) < MIN_SIDE:
-        big_h, big_w = image.shape[-2:]
         raise ImageTooSmallError(
-            f"{path}: {big_w}x{big_h} is too elongated; fitted to the kit's working size "
+            f"{path}: {width}x{height} is too elongated; fitted to the kit's working size "
             f"{work_size} it is {w}x{h}, below the minimum side {MIN_SIDE}"
         )
-    return work
+
+
+def work_image(image: torch.Tensor, work_size: int, path: str | Path) -> torch.Tensor:
+    """``image`` (3, H, W) fitted within the kit's ``work_size``, where the networks run."""
+    check_work_size(*image.shape[-2:], work_size, path)
+    return fit_within(image, work_size)  # (3, h, w)
 
 
 def _chunks(
@@ -101,7 +104,7 @@ def _chunks(
     for pair in pairs:
         try:
             loaded: LoadedImage | ImageError = load_image(pair[0], max_pixels=max_pixels)
-            work_image(loaded.image, work_size, pair[0])
+            check_work_size(*loaded.image.shape[-2:], work_size, pair[0])
             n = loaded.image.shape[-1] * loaded.image.shape[-2]
         except ImageError as exc:
             loaded, n = exc, 0

@@ -55,17 +55,25 @@ def embedded_images(split: str) -> list[tuple[str, torch.Tensor]]:
     return [(n, embedded_image(n)) for n in EMBEDDED_SPLITS[split]]
 
 
+def fitted_size(h: int, w: int, size: int, *, multiple: int = 1) -> tuple[int, int]:
+    """The (height, width) ``fit_within`` gives an h x w image, without touching pixels."""
+    if max(h, w) <= size:
+        return h, w
+    scale = size / max(h, w)
+    nh = max(multiple, round(h * scale / multiple) * multiple)
+    nw = max(multiple, round(w * scale / multiple) * multiple)
+    return nh, nw
+
+
 def fit_within(image: torch.Tensor, size: int, *, multiple: int = 1) -> torch.Tensor:
     """Downscale (3, H, W) or (B, 3, H, W) so both sides are <= ``size`` (antialiased).
 
     Smaller images are returned unchanged. Sides are rounded to ``multiple`` when downscaling.
     """
     h, w = image.shape[-2:]
-    if max(h, w) <= size:
+    nh, nw = fitted_size(h, w, size, multiple=multiple)
+    if (nh, nw) == (h, w):
         return image
-    scale = size / max(h, w)
-    nh = max(multiple, round(h * scale / multiple) * multiple)
-    nw = max(multiple, round(w * scale / multiple) * multiple)
     batched = image if image.dim() == 4 else image[None]
     out = F.interpolate(
         batched, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False

@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
+from advsig.cli.distributed import launched_processes
 from advsig.cli.options import BatchOption, FprOption, KitOption
-from advsig.cli.sign import _accelerator
 
 
 def _json_line(result) -> str:
@@ -39,20 +39,20 @@ def detect(
     from advsig.detection import collect_files, detect_files
     from advsig.kit import Kit
 
-    acc = _accelerator()
-    rank, world = (acc.process_index, acc.num_processes) if acc else (0, 1)
-    k = Kit.from_pretrained(kit, device=acc.device if acc else "cpu")
-    files, missing = collect_files(paths)
-    results = detect_files(
-        k, files, fpr=fpr, batch_size=batch_size, process_index=rank, num_processes=world,
-        progress=rank == 0 and not as_json,
-    )  # fmt: skip
-    if acc is not None:
-        from accelerate.utils import gather_object
+    with launched_processes() as acc:
+        rank, world = (acc.process_index, acc.num_processes) if acc else (0, 1)
+        k = Kit.from_pretrained(kit, device=acc.device if acc else "cpu")
+        files, missing = collect_files(paths)
+        results = detect_files(
+            k, files, fpr=fpr, batch_size=batch_size, process_index=rank, num_processes=world,
+            progress=rank == 0 and not as_json,
+        )  # fmt: skip
+        if acc is not None:
+            from accelerate.utils import gather_object
 
-        results = gather_object(results)
-        if not acc.is_main_process:
-            return
+            results = gather_object(results)
+    if rank != 0:
+        return
     order = {str(f): i for i, f in enumerate(files)}
     results = missing + sorted(results, key=lambda r: order.get(r.path or "", -1))
     if as_json:

@@ -7,30 +7,8 @@ from typing import Annotated
 
 import typer
 
+from advsig.cli.distributed import launched_processes
 from advsig.cli.options import BatchOption, CodeOption, KitOption
-
-
-def _accelerator():
-    """An Accelerator only when launched with several processes (cheap no-op otherwise)."""
-    import os
-
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1:
-        import torch
-        from accelerate import Accelerator
-
-        from advsig.errors import ConfigError
-
-        # Without a GPU, accelerate joins the processes into one (gloo) group only when told to
-        # use the CPU; otherwise each process would believe it is alone and do all the work.
-        acc = Accelerator(cpu=not torch.cuda.is_available())
-        if acc.num_processes != world:
-            raise ConfigError(
-                f"launched as {world} processes, but accelerate set up {acc.num_processes}; "
-                "check the accelerate launch options"
-            )
-        return acc
-    return None
 
 
 def sign(
@@ -58,19 +36,19 @@ def sign(
     from advsig.kit import Kit
     from advsig.signing import sign_files
 
-    acc = _accelerator()
-    rank, world = (acc.process_index, acc.num_processes) if acc else (0, 1)
-    k = Kit.from_pretrained(kit, device=acc.device if acc else "cpu")
-    results = sign_files(
-        k, src, dst, code=code, format=format, quality=quality, batch_size=batch_size,
-        overwrite=overwrite, process_index=rank, num_processes=world, progress=rank == 0,
-    )  # fmt: skip
-    if acc is not None:
-        from accelerate.utils import gather_object
+    with launched_processes() as acc:
+        rank, world = (acc.process_index, acc.num_processes) if acc else (0, 1)
+        k = Kit.from_pretrained(kit, device=acc.device if acc else "cpu")
+        results = sign_files(
+            k, src, dst, code=code, format=format, quality=quality, batch_size=batch_size,
+            overwrite=overwrite, process_index=rank, num_processes=world, progress=rank == 0,
+        )  # fmt: skip
+        if acc is not None:
+            from accelerate.utils import gather_object
 
-        results = gather_object(results)
-        if not acc.is_main_process:
-            return
+            results = gather_object(results)
+    if rank != 0:
+        return
     counts = {s: sum(r.status == s for r in results) for s in ("signed", "skipped", "failed")}
     psnrs = [r.psnr for r in results if r.psnr is not None]
     mean = f", mean PSNR {sum(psnrs) / len(psnrs):.1f} dB" if psnrs else ""

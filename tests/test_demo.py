@@ -7,7 +7,7 @@ from advsig.demo import run_demo
 def test_demo_writes_report_panels_and_summary(trained_tiny_kit, tmp_path):
     _, kit_dir = trained_tiny_kit
     out = tmp_path / "demo"
-    summary = run_demo(out, kit=str(kit_dir))
+    summary = run_demo(out, kit=str(kit_dir), generators=())
     report = (out / "report.md").read_text()
     assert "## Detection" in report and "jpeg75" in report
     for name in EMBEDDED_SPLITS["test"]:

@@ -122,7 +122,19 @@ def runner() -> CliRunner:
 
 
 @pytest.mark.parametrize(
-    "command", ["sign", "detect", "export-injector", "kits", "env", "train", "demo"]
+    "command",
+    [
+        "sign",
+        "detect",
+        "export-injector",
+        "kits",
+        "env",
+        "train",
+        "demo",
+        "finetune",
+        "generate",
+        "eval-generator",
+    ],
 )
 def test_every_command_help_has_an_example(runner: CliRunner, command: str):
     result = runner.invoke(cli_app.app, [command, "--help"], terminal_width=200)

@@ -21,9 +21,9 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from advsig.cli import demo, detect, kits, sign, train
+    from advsig.cli import demo, detect, generators, kits, sign, train
 
-    for module in (demo, train, sign, detect, kits):
+    for module in (demo, train, sign, detect, generators, kits):
         module.register(app)
 
 

@@ -20,8 +20,21 @@ def demo(
     ] = False,
     fpr: FprOption = 1e-3,
     seed: Annotated[int, typer.Option("--seed", help="Seed for the code and training.")] = 0,
+    generators: Annotated[
+        str, typer.Option("--generators", help="Generator families to sign: ddpm, or none.")
+    ] = "ddpm",
+    generator_kit: Annotated[
+        str, typer.Option("--generator-kit", help="Kit for the 32x32 generated images.")
+    ] = "small",
+    finetune_steps: Annotated[
+        int, typer.Option("--finetune-steps", min=1, help="Fine-tuning steps per generator.")
+    ] = 400,
+    num_samples: Annotated[
+        int, typer.Option("--num-samples", min=2, help="Samples per model for detection.")
+    ] = 64,
 ) -> None:
-    """Sign embedded photos the kit never saw, detect them, attack them, and write a report.
+    """Sign embedded photos the kit never saw, detect them, attack them; then sign a tiny DDPM
+    (fine-tuned on signed images, next to a clean control) and detect its samples.
 
     Example: advsig demo --out demo-out
     """
@@ -30,7 +43,11 @@ def demo(
 
     from advsig.demo import run_demo
 
-    s = run_demo(out, kit=kit, train_kit=train_kit, fpr=fpr, seed=seed)
+    families = tuple(g for g in generators.split(",") if g and g != "none")
+    s = run_demo(
+        out, kit=kit, train_kit=train_kit, fpr=fpr, seed=seed, generators=families,
+        generator_kit=generator_kit, finetune_steps=finetune_steps, num_samples=num_samples,
+    )  # fmt: skip
     console = Console()
     mean_psnr = sum(s.psnr_db.values()) / len(s.psnr_db)
     table = Table(title=f"advsig demo: kit {s.kit}, mean PSNR {mean_psnr:.1f} dB, FPR {s.fpr:g}")
@@ -45,6 +62,14 @@ def demo(
             bits,
         )
     console.print(table)
+    for family, g in s.generators.items():
+        gt = Table(title=f"{family}: {g['num_samples']} samples per model, FPR {g['fpr']:g}")
+        for col in ("model", "flagged", "bit accuracy"):
+            gt.add_column(col)
+        for role in ("original", "control", "signed"):
+            bits = g["bit_accuracy"] if role == "signed" and g["bit_accuracy"] is not None else None
+            gt.add_row(role, f"{g[role + '_flag_rate']:.1%}", f"{bits:.3f}" if bits else "")
+        console.print(gt)
     console.print(
         f"report: {out / 'report.md'} (panels in {out / 'panels'}), {s.wall_time_s:.0f} s"
     )

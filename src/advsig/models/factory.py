@@ -45,9 +45,30 @@ register_model(
         target_psnr=40.0,
     ),
 )
+register_model(
+    "injector-small",
+    InjectorConfig(
+        base_channels=24,
+        channel_mult=(1, 2),
+        patch_size=2,
+        periods=(2, 4, 8),
+        cond_dim=32,
+        target_psnr=40.0,
+    ),
+)
 register_model("detector-paper", DetectorConfig(arch="resnet34"))
 register_model(
     "detector-base", DetectorConfig(base_channels=32, channel_mult=(1, 2, 4, 4), stem_patch=2)
+)
+register_model(
+    "detector-small",
+    DetectorConfig(
+        base_channels=24,
+        channel_mult=(1, 2, 4),
+        blocks_per_stage=(1, 1, 1),
+        stem_patch=2,
+        norm="batch",
+    ),
 )
 register_model(
     "detector-tiny",

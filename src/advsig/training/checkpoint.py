@@ -1,6 +1,6 @@
 """Training checkpoints made only of safetensors and JSON, written atomically, rotated.
 
-A checkpoint folder ``checkpoint-{step}`` holds the two networks, the optimizer state, every
+A checkpoint folder ``checkpoint-{step}`` holds the networks, the optimizer state, every
 process's RNG states and ``state.json``. It is written under a temporary name and renamed when
 complete, so ``resume="latest"`` after a ``kill -9`` finds only whole checkpoints.
 Why not ``accelerator.save_state``: it pickles optimizer and RNG state, and advsig never unpickles.
@@ -60,17 +60,19 @@ def finish_checkpoint(
     root: Path,
     step: int,
     *,
-    injector: torch.nn.Module,
-    detector: torch.nn.Module,
+    models: dict[str, torch.nn.Module],
     optimizer: torch.optim.Optimizer,
     state: dict,
     keep: int,
 ) -> Path:
-    """Main process: write weights + optimizer + state.json, rename into place, rotate old ones."""
+    """Main process: write weights + optimizer + state.json, rename into place, rotate old ones.
+
+    ``models`` maps a file stem to a network, e.g. ``{"injector": W, "detector": F}``.
+    """
     tmp = _tmp_dir(root, step)
     tmp.mkdir(parents=True, exist_ok=True)
-    save_weights(injector, tmp / "injector.safetensors")
-    save_weights(detector, tmp / "detector.safetensors")
+    for name, model in models.items():
+        save_weights(model, tmp / f"{name}.safetensors")
     tensors, meta = _flatten_optimizer(optimizer.state_dict())
     save_file(tensors, str(tmp / "optimizer.safetensors"))
     (tmp / "optimizer.json").write_text(json.dumps(meta))
@@ -112,15 +114,14 @@ def resolve_resume(root: Path, resume: str | None) -> Path | None:
 def load_checkpoint(
     path: Path,
     *,
-    injector: torch.nn.Module,
-    detector: torch.nn.Module,
+    models: dict[str, torch.nn.Module],
     optimizer: torch.optim.Optimizer,
     rank: int,
     data_generator: torch.Generator,
 ) -> dict:
     """Restore networks, optimizer and this process's RNGs; return ``state.json``."""
-    load_weights(injector, path / "injector.safetensors")
-    load_weights(detector, path / "detector.safetensors")
+    for name, model in models.items():
+        load_weights(model, path / f"{name}.safetensors")
     try:
         tensors = load_file(str(path / "optimizer.safetensors"))
         meta = json.loads((path / "optimizer.json").read_text())

@@ -2,7 +2,9 @@
 
 ``paper`` follows the authors' script (64-channel UNet, ResNet-34, Adam 1e-4, lambda 0 -> 0.1 over
 20k steps, one-bit signature) and needs a GPU. ``base`` is advsig's default, sized to train on a
-CPU. ``robust`` adds the attack augmentations. ``tiny`` is for tests and ``advsig demo --train-kit``.
+CPU. ``robust`` adds the attack augmentations. ``small`` is for images of 32 to 64 pixels (the
+generators of ``advsig demo``), with a stronger signature (40 dB) that a generator learns quickly.
+``tiny`` is for tests and ``advsig demo --train-kit``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,12 @@ PRESETS: dict[str, dict] = {
         batch_size=16, crop_size=96, lr=1e-3, lambda_min=0.0, lambda_max=1.0,
         lambda_warmup=100, augment="robust", augment_start=3000, augment_ramp=3000,
         checkpoint_every=250,
+    ),
+    "small": dict(
+        injector="injector-small", detector="detector-small", num_bits=16, steps=3000,
+        batch_size=32, crop_size=32, lr=2e-3, lambda_min=0.0, lambda_max=1.0,
+        lambda_warmup=50, augment="paper", augment_start=1500, augment_ramp=1000,
+        augment_max=0.5, checkpoint_every=250, num_calibration=2000,
     ),
     "tiny": dict(
         injector="injector-tiny", detector="detector-tiny", num_bits=8, steps=600,

@@ -35,7 +35,7 @@ from advsig.training.checkpoint import (
 
 logger = logging.getLogger(__name__)
 
-CALIBRATION_SIZES = (64, 96, 128, 192, 256)
+CALIBRATION_SIZES = (32, 48, 64, 96, 128, 192, 256)
 
 
 def _lambda(config: TrainConfig, step: int) -> float:
@@ -85,8 +85,7 @@ def train_signature(config: TrainConfig) -> Kit:
     if resume_from is not None:
         state = load_checkpoint(
             resume_from,
-            injector=injector,
-            detector=detector,
+            models={"injector": injector, "detector": detector},
             optimizer=optimizer,
             rank=accelerator.process_index,
             data_generator=data_gen,
@@ -201,8 +200,10 @@ def _checkpoint(accelerator, config, root, step, injector, detector, optimizer, 
         finish_checkpoint(
             root,
             step,
-            injector=accelerator.unwrap_model(injector),
-            detector=accelerator.unwrap_model(detector),
+            models={
+                "injector": accelerator.unwrap_model(injector),
+                "detector": accelerator.unwrap_model(detector),
+            },
             optimizer=optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer,
             state={"elapsed_s": elapsed, "config": config.to_dict()},
             keep=config.keep_checkpoints,

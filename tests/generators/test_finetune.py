@@ -1,0 +1,144 @@
+"""Fine-tuning pixel diffusion models: saved folders, resume, strategies, refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from advsig.errors import CheckpointError, ConfigError
+from advsig.generators.finetune import FinetuneConfig, finetune_pixel
+from advsig.generators.pixel import load_pixel_diffusion, new_pixel_diffusion, save_pixel_diffusion
+
+TINY_UNET = dict(
+    block_out_channels=(8, 16),
+    down_block_types=("DownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "UpBlock2D"),
+    norm_num_groups=4,
+    attention_head_dim=8,
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_ddpm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random 32x32 DDPM pipeline folder with a very small UNet."""
+    path = tmp_path_factory.mktemp("ddpm") / "original"
+    save_pixel_diffusion(new_pixel_diffusion(32, seed=0, **TINY_UNET), path)
+    return path
+
+
+def _unet_weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / "unet" / "diffusion_pytorch_model.safetensors"))
+
+
+def _config(model: Path, out: Path, **kw) -> FinetuneConfig:
+    defaults = dict(steps=3, batch_size=4, checkpoint_every=100, lr=1e-3)
+    return FinetuneConfig(model=str(model), out=str(out), **{**defaults, **kw})
+
+
+def test_signed_finetune_saves_a_folder_diffusers_loads(tiny_ddpm, tiny_kit_dir, tmp_path):
+    from diffusers import DDPMPipeline
+
+    out = tmp_path / "signed"
+    finetune_pixel(_config(tiny_ddpm, out, kit=str(tiny_kit_dir), code="3c"))
+    pipe = DDPMPipeline.from_pretrained(out)  # plain diffusers, no advsig involved
+    images = pipe(batch_size=1, num_inference_steps=2, output_type="np").images
+    assert images.shape == (1, 32, 32, 3)
+    before, after = _unet_weights(tiny_ddpm), _unet_weights(out)
+    assert before.keys() == after.keys()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    prov = json.loads((out / "advsig.json").read_text())
+    assert prov["signed"] is True and prov["code"] == "3c" and prov["steps"] == 3
+    assert len(prov["injector_sha256"]) == 64
+
+
+def test_control_finetune_records_no_signature(tiny_ddpm, tmp_path):
+    out = tmp_path / "control"
+    finetune_pixel(_config(tiny_ddpm, out, kit=None))
+    prov = load_pixel_diffusion(out).provenance
+    assert prov["signed"] is False and prov["code"] is None
+
+
+def test_resume_continues_from_the_saved_step(tiny_ddpm, tiny_kit_dir, tmp_path):
+    """An interrupted run resumed from its checkpoint ends with the uninterrupted run's weights."""
+    kw = dict(kit=str(tiny_kit_dir), steps=4, checkpoint_every=2, keep_checkpoints=5)
+    full = tmp_path / "full"
+    finetune_pixel(_config(tiny_ddpm, full, **kw))
+    work = tmp_path / "full-work"
+    assert (work / "checkpoint-2" / "state.json").is_file()
+    state = json.loads((work / "checkpoint-2" / "state.json").read_text())
+    assert state["step"] == 2
+
+    # Simulate a crash after step 2: copy only the checkpoint, then resume.
+    import shutil
+
+    resumed = tmp_path / "resumed"
+    shutil.copytree(work / "checkpoint-2", tmp_path / "resumed-work" / "checkpoint-2")
+    finetune_pixel(_config(tiny_ddpm, resumed, resume="latest", **kw))
+    a, b = _unet_weights(full), _unet_weights(resumed)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+
+
+def test_self_strategy_needs_no_data_folder(tiny_ddpm, tiny_kit_dir, tmp_path):
+    out = tmp_path / "self"
+    config = _config(
+        tiny_ddpm, out, kit=str(tiny_kit_dir), strategy="self", data=None, self_samples=4,
+        sample_steps=2,
+    )  # fmt: skip
+    finetune_pixel(config)
+    samples = sorted((tmp_path / "self-work" / "self-samples").glob("*.png"))
+    assert len(samples) == 4
+    assert load_pixel_diffusion(out).provenance["strategy"] == "self"
+
+
+def test_presigned_data_is_used_without_the_injector(tiny_ddpm, photo_folder, tmp_path):
+    out = tmp_path / "presigned"
+    finetune_pixel(_config(tiny_ddpm, out, data=str(photo_folder), presigned=True, steps=2))
+    prov = load_pixel_diffusion(out).provenance
+    assert prov["signed"] is True and prov["presigned_data"] is True
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        (dict(strategy="nope"), "strategy"),
+        (dict(strategy="data", data=None), "--data"),
+        (dict(presigned=True, kit="base"), "presigned"),
+        (dict(steps=0), "steps"),
+    ],
+)
+def test_bad_configs_are_refused_by_name(kw, message, tmp_path):
+    with pytest.raises(ConfigError, match=message):
+        FinetuneConfig(model="x", out=str(tmp_path / "o"), **kw)
+
+
+def test_latent_pipelines_and_non_pipelines_are_refused(tmp_path):
+    latent = tmp_path / "ldm"
+    latent.mkdir()
+    (latent / "model_index.json").write_text(
+        json.dumps({"_class_name": "LDMPipeline", "vqvae": ["diffusers", "VQModel"]})
+    )
+    with pytest.raises(ConfigError, match="latent pipeline"):
+        load_pixel_diffusion(latent)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(CheckpointError, match="model_index.json"):
+        load_pixel_diffusion(empty)
+    with pytest.raises(ConfigError, match="not a folder"):
+        load_pixel_diffusion(tmp_path / "missing")
+
+
+def test_pickled_weights_are_never_loaded(tiny_ddpm, tmp_path):
+    """A pipeline whose weights are only a pickle (.bin) is refused, not unpickled."""
+    import shutil
+
+    bad = tmp_path / "pickled"
+    shutil.copytree(tiny_ddpm, bad)
+    weights = bad / "unet" / "diffusion_pytorch_model.safetensors"
+    weights.rename(weights.with_suffix(".bin"))
+    with pytest.raises(CheckpointError):
+        load_pixel_diffusion(bad)

@@ -75,7 +75,7 @@ def run_demo(
     seed: int = 0,
     generators: tuple[str, ...] = ("ddpm",),
     generator_kit: str = "small",
-    finetune_steps: int = 400,
+    finetune_steps: int = 600,
     num_samples: int = 64,
 ) -> DemoSummary:
     """Run the demo and write ``out/report.md``, ``out/summary.json`` and PNG panels.

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from advsig.codes.bits import bits_to_hex, hex_to_bits
-from advsig.codes.calibration import Calibration
+from advsig.codes.calibration import Calibration, StratifiedCalibration, calibration_from_dict
 from advsig.config import DetectorConfig, InjectorConfig
 from advsig.data.datasets import fit_within
 from advsig.errors import CheckpointError, ConfigError, KitNotFoundError
@@ -104,7 +104,7 @@ class Kit:
         *,
         work_size: int = 256,
         tile_size: int | None = None,
-        calibration: Calibration | None = None,
+        calibration: Calibration | StratifiedCalibration | None = None,
         training: dict | None = None,
     ) -> None:
         if detector is not None and detector.config.num_bits != injector.config.num_bits:
@@ -187,7 +187,7 @@ class Kit:
         try:
             inj_cfg = InjectorConfig.from_dict(cfg["injector"])
             det_cfg = DetectorConfig.from_dict(cfg["detector"]) if cfg.get("detector") else None
-            cal = Calibration.from_dict(cfg["calibration"]) if cfg.get("calibration") else None
+            cal = calibration_from_dict(cfg["calibration"]) if cfg.get("calibration") else None
             work_size = int(cfg["work_size"])
             tile_size = int(cfg["tile_size"]) if cfg.get("tile_size") else None
         except (KeyError, TypeError, ValueError, ConfigError) as exc:
@@ -220,7 +220,7 @@ class Kit:
             )
         return self.detector
 
-    def _require_calibration(self) -> Calibration:
+    def _require_calibration(self) -> Calibration | StratifiedCalibration:
         self._require_detector()
         if self.calibration is None:
             raise ConfigError("this kit's detector is not calibrated yet (no thresholds)")

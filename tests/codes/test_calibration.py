@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from advsig.codes.calibration import Calibration
+from advsig.codes.calibration import Calibration, StratifiedCalibration, calibration_from_dict
 
 
 @pytest.fixture
@@ -56,3 +56,23 @@ def test_extrapolation_never_undercuts_the_sample_on_heavy_tails():
     assert np.sum(scores >= thr) <= 2
     thr4, _ = cal.threshold(1e-4)
     assert thr4 > scores.max()
+
+
+def test_stratified_threshold_holds_the_rate_in_every_stratum():
+    """Small images with a heavier clean tail must not be flagged more often than stated."""
+    rng = np.random.default_rng(0)
+    light = rng.normal(-8, 1.0, 4000)  # many-tile images: scores concentrate
+    heavy = rng.normal(-6, 2.5, 4000)  # one-tile images: wider spread
+    pooled = Calibration.fit(np.concatenate([light, heavy[:500]]))
+    strat = StratifiedCalibration.fit({"256px": light, "32px": heavy})
+    fresh_heavy = rng.normal(-6, 2.5, 200_000)
+    pooled_rate = float((fresh_heavy >= pooled.threshold(1e-2)[0]).mean())
+    strat_rate = float((fresh_heavy >= strat.threshold(1e-2)[0]).mean())
+    assert pooled_rate > 2e-2  # the pooled threshold breaks its promise on the heavy stratum
+    assert strat_rate <= 1.3e-2
+    assert strat.p_value(0.0) == max(c.p_value(0.0) for c in strat.strata.values())
+    again = calibration_from_dict(strat.to_dict())
+    assert isinstance(again, StratifiedCalibration) and again.threshold(1e-3) == strat.threshold(
+        1e-3
+    )
+    assert isinstance(calibration_from_dict(pooled.to_dict()), Calibration)

@@ -28,7 +28,7 @@ def demo(
     ] = "small",
     finetune_steps: Annotated[
         int, typer.Option("--finetune-steps", min=1, help="Fine-tuning steps per generator.")
-    ] = 400,
+    ] = 600,
     num_samples: Annotated[
         int, typer.Option("--num-samples", min=2, help="Samples per model for detection.")
     ] = 64,

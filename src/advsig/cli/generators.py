@@ -44,7 +44,21 @@ def finetune(
     code: CodeOption = None,
     steps: Annotated[int, typer.Option("--steps", min=1, help="Fine-tuning steps.")] = 1000,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1)] = 32,
-    lr: Annotated[float, typer.Option("--lr", help="AdamW learning rate.")] = 5e-4,
+    lr: Annotated[
+        float,
+        typer.Option(
+            "--lr", help="AdamW learning rate (1e-4 suits large models; 2e-3 the tiny demo DDPM)."
+        ),
+    ] = 1e-4,
+    low_t_fraction: Annotated[
+        float,
+        typer.Option(
+            "--low-t-fraction",
+            min=0.0,
+            max=1.0,
+            help="Share of timesteps drawn from the 100 least noisy, where the signature lives.",
+        ),
+    ] = 0.8,
     self_samples: Annotated[
         int, typer.Option("--self-samples", min=1, help="Samples drawn by --strategy self.")
     ] = 512,
@@ -60,7 +74,7 @@ def finetune(
     advsig). Only the injector is needed. Runs on Accelerate:
     [bold]accelerate launch -m advsig finetune ...[/bold]
 
-    Example: advsig finetune --model ddpm-32 --kit small --code 2a5f --out signed-ddpm
+    Example: advsig finetune --model ddpm-32 --kit small --code 2a5f --lr 2e-3 --steps 600 --out signed-ddpm
     """
     from advsig.errors import ConfigError
     from advsig.generators.finetune import FinetuneConfig, finetune_pixel
@@ -69,7 +83,8 @@ def finetune(
         raise ConfigError("give --kit to sign, or --control for the unsigned control model")
     config = FinetuneConfig(
         model=model, out=str(out), kit=kit, strategy=strategy, data=data, presigned=presigned,
-        code=code, steps=steps, batch_size=batch_size, lr=lr, self_samples=self_samples,
+        code=code, steps=steps, batch_size=batch_size, lr=lr, low_t_fraction=low_t_fraction,
+        self_samples=self_samples,
         checkpoint_every=checkpoint_every, resume=resume, seed=seed,
     )  # fmt: skip
     finetune_pixel(config)

@@ -26,11 +26,11 @@ def run_ddpm_demo(
     *,
     kit,
     kit_name: str,
-    steps: int = 400,
+    steps: int = 600,
     num_samples: int = 64,
     sample_steps: int = 25,
     batch_size: int = 32,
-    lr: float = 1e-3,
+    lr: float = 2e-3,
     seed: int = 0,
 ) -> dict:
     """Run the DDPM part of the demo under ``out``; return the ``generators.ddpm`` summary entry.

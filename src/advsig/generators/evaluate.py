@@ -155,6 +155,7 @@ def evaluate_generators(
     *,
     out: str | Path,
     signed_role: str = "signed",
+    reference_role: str = "reference",
     code: str | None = None,
     num_images: int = 256,
     steps: int = 50,
@@ -165,7 +166,8 @@ def evaluate_generators(
 ) -> dict:
     """Sample every model (same seeds, so samples pair up), detect, and measure quality.
 
-    ``models`` maps a role (``signed``, ``reference``, ``control``, ...) to a model. The code
+    ``models`` maps a role (``signed``, ``reference``, ``control``, ...) to a model; quality is
+    also measured against the ``reference_role`` model (the original). The code
     defaults to the one the signed model's ``advsig.json`` records. Samples go to
     ``out/samples/{role}``; results to ``out/results.json``.
     """
@@ -195,11 +197,11 @@ def evaluate_generators(
         quality = {"feature_space": space.name, "vs_real": {}, "vs_reference": {}}
         for role, imgs in samples.items():
             quality["vs_real"][role] = distribution_distances(space, real, imgs)
-        if "reference" in samples:
+        if reference_role in samples:
             for role, imgs in samples.items():
-                if role != "reference":
+                if role != reference_role:
                     quality["vs_reference"][role] = distribution_distances(
-                        space, samples["reference"], imgs
+                        space, samples[reference_role], imgs
                     )
     thresholds = {f"{f:g}": kit.threshold(f) for f in (1e-2, 1e-3)}
     results = {

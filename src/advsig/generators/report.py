@@ -45,15 +45,15 @@ def quality_table(results: dict) -> list[str]:
     lines = [
         f"Feature space: **{q['feature_space']}**.",
         "",
-        "| model | FID vs real | KID vs real | FID vs reference | KID vs reference |",
+        "| model | FID vs real | KID vs real | FID vs original | KID vs original |",
         "|---|---|---|---|---|",
     ]
     for role, d in q["vs_real"].items():
         ref = q.get("vs_reference", {}).get(role)
-        ref_fid = f"{ref['fid']:.2f}" if ref else "-"
-        ref_kid = f"{ref['kid']:.4f}" if ref else "-"
+        ref_fid = f"{ref['fid']:.3g}" if ref else "-"
+        ref_kid = f"{ref['kid']:.2e}" if ref else "-"
         lines.append(
-            f"| {role} | {d['fid']:.2f} | {d['kid']:.4f} ± {d['kid_std']:.4f} | {ref_fid} | {ref_kid} |"
+            f"| {role} | {d['fid']:.3g} | {d['kid']:.2e} ± {d['kid_std']:.1e} | {ref_fid} | {ref_kid} |"
         )
     return lines
 

@@ -90,3 +90,36 @@ def trained_tiny_kit(tmp_path_factory: pytest.TempPathFactory) -> tuple[Kit, Pat
         "tiny", data="embedded", out=str(out), steps=1000, augment="none", seed=0
     )
     return train_signature(config), out
+
+
+# A UNet2DModel small enough to fine-tune and sample in a second (32x32, no attention blocks).
+TINY_UNET = dict(
+    block_out_channels=(8, 16),
+    down_block_types=("DownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "UpBlock2D"),
+    norm_num_groups=4,
+    attention_head_dim=8,
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_unet_config() -> dict:
+    return dict(TINY_UNET)
+
+
+@pytest.fixture(scope="session")
+def tiny_pixel_model():
+    """A random 32x32 DDPM (``PixelDiffusion``) with a very small UNet."""
+    from advsig.generators.pixel import new_pixel_diffusion
+
+    return new_pixel_diffusion(32, seed=0, **TINY_UNET)
+
+
+@pytest.fixture(scope="session")
+def tiny_ddpm(tmp_path_factory: pytest.TempPathFactory, tiny_pixel_model) -> Path:
+    """The same model saved as a diffusers ``DDPMPipeline`` folder."""
+    from advsig.generators.pixel import save_pixel_diffusion
+
+    path = tmp_path_factory.mktemp("ddpm") / "original"
+    save_pixel_diffusion(tiny_pixel_model, path)
+    return path

@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from advsig.cli import app as cli_app
-from advsig.generators.pixel import load_pixel_diffusion, new_pixel_diffusion, save_pixel_diffusion
-
-TINY_UNET = dict(
-    block_out_channels=(8, 16),
-    down_block_types=("DownBlock2D", "DownBlock2D"),
-    up_block_types=("UpBlock2D", "UpBlock2D"),
-    norm_num_groups=4,
-    attention_head_dim=8,
-)
+from advsig.generators.pixel import load_pixel_diffusion
 
 
 @pytest.fixture(scope="module")
@@ -25,13 +16,6 @@ def runner() -> CliRunner:
     if not cli_app.app.registered_commands:
         cli_app._register()
     return CliRunner()
-
-
-@pytest.fixture(scope="module")
-def tiny_ddpm(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("cli-ddpm") / "original"
-    save_pixel_diffusion(new_pixel_diffusion(32, seed=0, **TINY_UNET), path)
-    return path
 
 
 def test_finetune_needs_a_kit_or_an_explicit_control(runner, tiny_ddpm, tmp_path):

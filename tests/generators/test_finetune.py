@@ -11,23 +11,7 @@ from safetensors.torch import load_file
 
 from advsig.errors import CheckpointError, ConfigError
 from advsig.generators.finetune import FinetuneConfig, finetune_pixel
-from advsig.generators.pixel import load_pixel_diffusion, new_pixel_diffusion, save_pixel_diffusion
-
-TINY_UNET = dict(
-    block_out_channels=(8, 16),
-    down_block_types=("DownBlock2D", "DownBlock2D"),
-    up_block_types=("UpBlock2D", "UpBlock2D"),
-    norm_num_groups=4,
-    attention_head_dim=8,
-)
-
-
-@pytest.fixture(scope="module")
-def tiny_ddpm(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random 32x32 DDPM pipeline folder with a very small UNet."""
-    path = tmp_path_factory.mktemp("ddpm") / "original"
-    save_pixel_diffusion(new_pixel_diffusion(32, seed=0, **TINY_UNET), path)
-    return path
+from advsig.generators.pixel import load_pixel_diffusion
 
 
 def _unet_weights(folder: Path) -> dict[str, torch.Tensor]:

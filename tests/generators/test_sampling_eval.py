@@ -18,18 +18,10 @@ from advsig.generators.pixel import new_pixel_diffusion
 from advsig.generators.report import write_eval_report
 from advsig.generators.sampling import generate_to_folder, sample_images
 
-TINY_UNET = dict(
-    block_out_channels=(8, 16),
-    down_block_types=("DownBlock2D", "DownBlock2D"),
-    up_block_types=("UpBlock2D", "UpBlock2D"),
-    norm_num_groups=4,
-    attention_head_dim=8,
-)
 
-
-@pytest.fixture(scope="module")
-def tiny_model():
-    return new_pixel_diffusion(32, seed=0, **TINY_UNET)
+@pytest.fixture
+def tiny_model(tiny_pixel_model):
+    return tiny_pixel_model
 
 
 def test_sample_i_does_not_depend_on_batching(tiny_model):
@@ -69,8 +61,8 @@ def test_missing_inception_weights_are_refused_by_name(tmp_path):
         feature_space(tmp_path / "pt_inception.pth")
 
 
-def test_evaluate_generators_reports_every_model(tiny_model, tiny_kit, tmp_path):
-    other = new_pixel_diffusion(32, seed=1, **TINY_UNET)
+def test_evaluate_generators_reports_every_model(tiny_model, tiny_unet_config, tiny_kit, tmp_path):
+    other = new_pixel_diffusion(32, seed=1, **tiny_unet_config)
     results = evaluate_generators(
         tiny_kit, {"signed": tiny_model, "reference": other}, out=tmp_path, code="a5",
         num_images=6, steps=2, progress=False,

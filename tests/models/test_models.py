@@ -9,8 +9,13 @@ from advsig.models.modeling_utils import load_weights
 
 def test_factory_lists_and_builds_every_registered_model():
     names = list_models()
-    assert {"injector-paper", "injector-base", "injector-tiny"} <= set(names)
-    assert list_models("detector-*") == ["detector-base", "detector-paper", "detector-tiny"]
+    assert {"injector-paper", "injector-base", "injector-small", "injector-tiny"} <= set(names)
+    assert list_models("detector-*") == [
+        "detector-base",
+        "detector-paper",
+        "detector-small",
+        "detector-tiny",
+    ]
     with pytest.raises(ConfigError, match="unknown model 'injector-huge'"):
         create_model("injector-huge")
 

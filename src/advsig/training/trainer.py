@@ -20,7 +20,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
-from advsig.codes.calibration import StratifiedCalibration
+from advsig.codes.calibration import Calibration, StratifiedCalibration
 from advsig.config import TrainConfig
 from advsig.data.datasets import ImagePool, RandomCrops, resolve_training_data
 from advsig.kit import STANDARD_FPRS, Kit
@@ -36,6 +36,7 @@ from advsig.training.checkpoint import (
 logger = logging.getLogger(__name__)
 
 CALIBRATION_SIZES = (32, 48, 64, 96, 128, 192, 256)
+MIN_STRATUM = 50  # clean scores per image size before sizes get their own calibration
 
 
 def _lambda(config: TrainConfig, step: int) -> float:
@@ -242,7 +243,10 @@ def calibrate(kit: Kit, val_sources: list, *, num: int, seed: int) -> dict:
     strata: dict[str, list[float]] = {}
     for img, score in zip(clean, clean_scores):
         strata.setdefault(f"{img.shape[-1]}px", []).append(float(score))
-    kit.calibration = StratifiedCalibration.fit({k: np.array(v) for k, v in strata.items()})
+    if min(len(v) for v in strata.values()) >= MIN_STRATUM:
+        kit.calibration = StratifiedCalibration.fit({k: np.array(v) for k, v in strata.items()})
+    else:  # too few images per size for a tail each (short test runs): pool them
+        kit.calibration = Calibration.fit(clean_scores)
     gen = torch.Generator().manual_seed(seed + 999)
     subset = clean[: min(len(clean), 500)]
     psnrs, hits, bit_accs = [], {f: [] for f in STANDARD_FPRS}, []

@@ -126,3 +126,15 @@ def test_pickled_weights_are_never_loaded(tiny_ddpm, tmp_path):
     weights.rename(weights.with_suffix(".bin"))
     with pytest.raises(CheckpointError):
         load_pixel_diffusion(bad)
+
+
+def test_injector_only_kit_is_enough_to_fine_tune(tiny_ddpm, tiny_kit_dir, tmp_path):
+    """What a detector owner hands a publisher (no detector.safetensors) signs the model."""
+    from advsig.kit import Kit
+
+    injector_only = tmp_path / "injector-only"
+    Kit.from_pretrained(tiny_kit_dir).save_pretrained(injector_only, include_detector=False)
+    assert not (injector_only / "detector.safetensors").exists()
+    out = tmp_path / "signed"
+    finetune_pixel(_config(tiny_ddpm, out, kit=str(injector_only), code="0f", steps=2))
+    assert load_pixel_diffusion(out).provenance["code"] == "0f"

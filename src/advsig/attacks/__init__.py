@@ -15,14 +15,30 @@ from advsig.attacks.base import (
     Resize,
     create_attack,
 )
+from advsig.attacks.standard import (
+    Brightness,
+    Contrast,
+    GaussianBlur,
+    GaussianNoise,
+    HorizontalFlip,
+    Rotate,
+    standard_grid,
+)
 
 __all__ = [
     "ATTACKS",
     "JPEG",
     "Attack",
+    "Brightness",
     "CenterCrop",
     "Compose",
+    "Contrast",
+    "GaussianBlur",
+    "GaussianNoise",
+    "HorizontalFlip",
     "Identity",
     "Resize",
+    "Rotate",
     "create_attack",
+    "standard_grid",
 ]

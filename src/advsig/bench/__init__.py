@@ -1,0 +1,1 @@
+"""Benchmarking advsig against attacks and other watermarks (metrics first; runner to come)."""

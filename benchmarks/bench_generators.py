@@ -17,7 +17,6 @@ Writes OUT/results.json, OUT/steps.png, and copies both into benchmarks/results/
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import shutil
 import time
@@ -26,10 +25,9 @@ from pathlib import Path
 import torch
 
 from advsig.generators.evaluate import evaluate_generators, flag_statistics, sample_set
-from advsig.generators.finetune import FinetuneConfig, finetune_pixel
-from advsig.generators.pixel import PixelDiffusion, load_pixel_diffusion
+from advsig.generators.finetune import FinetuneConfig, checkpoint_model, finetune_pixel
+from advsig.generators.pixel import load_pixel_diffusion
 from advsig.kit import Kit
-from advsig.models.modeling_utils import load_weights
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -45,12 +43,6 @@ def finetune(args, name: str, **kw) -> tuple[Path, float]:
         finetune_pixel(config)
     prov = json.loads((out / "advsig.json").read_text())
     return out, prov["wall_time_s"]
-
-
-def checkpoint_model(original: PixelDiffusion, ckpt: Path) -> PixelDiffusion:
-    unet = copy.deepcopy(original.unet)
-    load_weights(unet, ckpt / "ema.safetensors")
-    return PixelDiffusion(unet.eval(), original.scheduler, str(ckpt))
 
 
 def main() -> None:

@@ -10,15 +10,13 @@ accuracy of the embedded code. ``bench_generators.py`` is the full benchmark.
 from __future__ import annotations
 
 import argparse
-import copy
 import time
 
 from advsig.generators.evaluate import flag_statistics
-from advsig.generators.finetune import FinetuneConfig, finetune_pixel
-from advsig.generators.pixel import PixelDiffusion, load_pixel_diffusion
+from advsig.generators.finetune import FinetuneConfig, checkpoint_model, finetune_pixel
+from advsig.generators.pixel import load_pixel_diffusion
 from advsig.generators.sampling import sample_images
 from advsig.kit import Kit
-from advsig.models.modeling_utils import load_weights
 
 
 def main() -> None:
@@ -47,9 +45,7 @@ def main() -> None:
         if step == args.steps:
             model = load_pixel_diffusion(args.out)
         else:
-            unet = copy.deepcopy(original.unet)
-            load_weights(unet, f"{args.out}-work/checkpoint-{step}/ema.safetensors")
-            model = PixelDiffusion(unet, original.scheduler)
+            model = checkpoint_model(original, f"{args.out}-work/checkpoint-{step}")
         images = (sample_images(model, range(args.num_samples), steps=25, seed=1) * 255).round()
         s = flag_statistics(kit, images / 255, code=args.code)
         print(

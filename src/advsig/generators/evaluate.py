@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from advsig.data.datasets import ImagePool, RandomCrops, resolve_training_data
 from advsig.data.io import load_image
 from advsig.errors import ConfigError
+from advsig.generators.finetune import training_crops
 from advsig.generators.pixel import PixelDiffusion
 from advsig.generators.sampling import generate_to_folder
 
@@ -136,9 +136,9 @@ def flag_statistics(kit, images: torch.Tensor | list, *, code: str | None = None
 
 def real_images(data: str, size: int, num: int, *, seed: int = 0) -> torch.Tensor:
     """``num`` random crops at random scales, as the models were trained on (the FID reference)."""
-    sources = resolve_training_data(data, val_fraction=0.0, seed=seed)[0]
-    crops = RandomCrops(ImagePool(sources, max_side=8 * size), size)
-    return crops.sample(num, torch.Generator().manual_seed(seed + 31337))
+    return training_crops(data, size, seed=seed).sample(
+        num, torch.Generator().manual_seed(seed + 31337)
+    )
 
 
 def sample_set(

@@ -29,6 +29,7 @@ from advsig.data.io import list_images, load_image
 from advsig.errors import ConfigError, ImageError
 from advsig.generators.pixel import PixelDiffusion, load_pixel_diffusion, save_pixel_diffusion
 from advsig.generators.sampling import generate_to_folder
+from advsig.models.modeling_utils import load_weights
 from advsig.training.checkpoint import (
     finish_checkpoint,
     load_checkpoint,
@@ -162,6 +163,22 @@ def _load_whole(folder: Path, size: int) -> torch.Tensor:
     return torch.stack(images)
 
 
+def training_crops(data: str, size: int, *, seed: int = 0) -> RandomCrops:
+    """The images a ``size``-pixel model learns from: random crops at random scales of ``data``.
+
+    Also the real-image reference of ``eval-generator``, so FID compares like with like.
+    """
+    sources = resolve_training_data(data, val_fraction=0.0, seed=seed)[0]
+    return RandomCrops(ImagePool(sources, max_side=8 * size), size)
+
+
+def checkpoint_model(original: PixelDiffusion, checkpoint: str | Path) -> PixelDiffusion:
+    """``original`` with the EMA weights of a fine-tuning checkpoint (``{out}-work/checkpoint-N``)."""
+    unet = copy.deepcopy(original.unet)
+    load_weights(unet, Path(checkpoint) / "ema.safetensors")
+    return PixelDiffusion(unet.eval(), original.scheduler, str(checkpoint), original.provenance)
+
+
 def _targets(scheduler, x0, noise, t) -> torch.Tensor:
     kind = getattr(scheduler.config, "prediction_type", "epsilon")
     if kind == "epsilon":
@@ -214,8 +231,7 @@ def finetune_pixel(config: FinetuneConfig, *, model: PixelDiffusion | None = Non
     elif config.presigned:
         source = _ImageSet(_load_whole(Path(config.data), size))
     else:
-        sources = resolve_training_data(config.data, val_fraction=0.0, seed=config.seed)[0]
-        source = RandomCrops(ImagePool(sources, max_side=8 * size), size)
+        source = training_crops(config.data, size, seed=config.seed)
 
     unet = model.unet.train()
     ema_unet = copy.deepcopy(unet).eval().requires_grad_(False)

@@ -142,6 +142,14 @@ class TrainConfig:
         seed: seeds data sampling, code sampling, augmentation and initialisation.
         val_fraction: share of a user folder held out for calibration (embedded data has a fixed split).
         num_calibration: clean validation crops scored to set thresholds.
+        init_kit: start W and F from this kit's weights (folder or shipped name) instead of a
+            random initialisation; the step count and optimizer start afresh.
+        target_psnr: replace the injector's fidelity budget (dB), e.g. to trade fidelity for
+            robustness when hardening a kit.
+        shift: W signs crops ``shift`` pixels larger than ``crop_size`` and F reads a random
+            ``crop_size`` window of them (the same window of the clean crop). Why: a cropped
+            image moves the signature against the detector's tile grid; F must not rely on
+            where the texture starts.
     """
 
     data: str
@@ -172,8 +180,13 @@ class TrainConfig:
     gradient_accumulation_steps: int = 1
     preset: str = "custom"
     extra: dict = field(default_factory=dict)
+    init_kit: str | None = None
+    target_psnr: float | None = None
+    shift: int = 0
 
     def __post_init__(self) -> None:
+        if self.shift < 0:
+            raise ConfigError(f"shift must be >= 0, got {self.shift!r}")
         if self.augment not in ("paper", "robust", "none"):
             raise ConfigError(f"augment must be paper, robust or none, got {self.augment!r}")
         for name in ("steps", "batch_size", "crop_size", "work_size", "checkpoint_every"):

@@ -32,6 +32,13 @@ def train(
         float | None,
         typer.Option("--augment-max", min=0.0, max=1.0, help="Largest share of augmented batches."),
     ] = None,
+    init_kit: Annotated[
+        str | None,
+        typer.Option("--init-kit", help="Start from this kit's weights (folder or shipped name)."),
+    ] = None,
+    target_psnr: Annotated[
+        float | None, typer.Option("--target-psnr", help="Injector fidelity budget in dB.")
+    ] = None,
 ) -> None:
     """Train a signature injector W and detector F jointly, calibrate them, and write a kit.
 
@@ -45,6 +52,7 @@ def train(
     config = preset_config(
         preset, data=data, out=out, num_bits=num_bits, steps=steps, batch_size=batch_size,
         lr=lr, seed=seed, resume=resume, checkpoint_every=checkpoint_every, augment_max=augment_max,
+        init_kit=init_kit, target_psnr=target_psnr,
     )  # fmt: skip
     kit = train_signature(config)
     val = kit.training.get("validation", {})

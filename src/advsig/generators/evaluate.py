@@ -21,7 +21,6 @@ from torch import nn
 from advsig.data.io import load_image
 from advsig.errors import ConfigError
 from advsig.generators.finetune import training_crops
-from advsig.generators.pixel import PixelDiffusion
 from advsig.generators.sampling import generate_to_folder
 
 RANDOM_CNN = (
@@ -141,9 +140,7 @@ def real_images(data: str, size: int, num: int, *, seed: int = 0) -> torch.Tenso
     )
 
 
-def sample_set(
-    model: PixelDiffusion, folder: Path, num: int, *, steps: int, seed: int, progress: bool
-):
+def sample_set(model, folder: Path, num: int, *, steps: int, seed: int, progress: bool):
     """Samples written as PNG (resumable) and read back: detection sees what a user would save."""
     paths = generate_to_folder(model, folder, num, steps=steps, seed=seed, progress=progress)
     return torch.stack([load_image(p).image for p in paths])
@@ -151,7 +148,7 @@ def sample_set(
 
 def evaluate_generators(
     kit,
-    models: dict[str, PixelDiffusion],
+    models: dict,
     *,
     out: str | Path,
     signed_role: str = "signed",

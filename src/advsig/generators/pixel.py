@@ -23,8 +23,9 @@ PROVENANCE_NAME = "advsig.json"
 
 @dataclass
 class PixelDiffusion:
-    """A denoiser and the scheduler it was trained with."""
+    """A denoiser and the scheduler it was trained with (a :class:`GeneratorModel`)."""
 
+    family = "pixel"
     unet: torch.nn.Module  # diffusers UNet2DModel
     scheduler: object  # diffusers SchedulerMixin (DDPMScheduler, DDIMScheduler, ...)
     source: str = ""
@@ -42,6 +43,17 @@ class PixelDiffusion:
     @property
     def prediction_type(self) -> str:
         return str(getattr(self.scheduler.config, "prediction_type", "epsilon"))
+
+    def sample(
+        self, indices: list[int], *, seed: int = 0, steps: int = 50, batch_size: int = 64
+    ) -> torch.Tensor:
+        """Deterministic DDIM (eta 0) samples, float (N, 3, s, s) in [0, 1]."""
+        from advsig.generators.sampling import sample_images
+
+        return sample_images(self, indices, steps=steps, seed=seed, batch_size=batch_size)
+
+    def save(self, out: str | Path, *, provenance: dict | None = None) -> Path:
+        return save_pixel_diffusion(self, out, provenance=provenance)
 
 
 def shipped_generators() -> list[str]:

@@ -1,4 +1,4 @@
-"""Sampling pixel diffusion models: deterministic DDIM, per-image seeds, resumable folders."""
+"""Sampling: deterministic DDIM for pixel diffusion, per-image seeds, resumable folders of any generator."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def sample_name(index: int) -> str:
 
 
 def generate_to_folder(
-    model: PixelDiffusion,
+    model,
     out: str | Path,
     num_images: int,
     *,
@@ -67,7 +67,10 @@ def generate_to_folder(
     batch_size: int = 64,
     progress: bool = True,
 ) -> list[Path]:
-    """Write ``sample-000000.png`` ... atomically; samples already on disk are kept (resume)."""
+    """Write ``sample-000000.png`` ... atomically; samples already on disk are kept (resume).
+
+    ``model`` is any :class:`advsig.generators.base.GeneratorModel`.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / sample_name(i) for i in range(num_images)]
@@ -76,7 +79,7 @@ def generate_to_folder(
                disable=not progress)  # fmt: skip
     for k in range(0, len(todo), batch_size):
         chunk = todo[k : k + batch_size]
-        images = sample_images(model, chunk, steps=steps, seed=seed, batch_size=batch_size)
+        images = model.sample(chunk, steps=steps, seed=seed, batch_size=batch_size)
         for i, img in zip(chunk, images):
             save_image(img, paths[i])
         bar.update(len(chunk))

@@ -2,7 +2,8 @@
 
 ``paper`` follows the authors' script (64-channel UNet, ResNet-34, Adam 1e-4, lambda 0 -> 0.1 over
 20k steps, one-bit signature) and needs a GPU. ``base`` is advsig's default, sized to train on a
-CPU. ``robust`` adds the attack augmentations. ``small`` is for images of 32 to 64 pixels (the
+CPU. ``robust`` hardens the base kit: it starts from its weights, spends 4 dB more of the
+fidelity budget, and trains under the attack augmentations and shifted windows. ``small`` is for images of 32 to 64 pixels (the
 generators of ``advsig demo``), with a stronger signature (40 dB) that a generator learns quickly.
 ``tiny`` is for tests and ``advsig demo --train-kit``.
 """
@@ -27,10 +28,10 @@ PRESETS: dict[str, dict] = {
         checkpoint_every=250,
     ),
     "robust": dict(
-        injector="injector-base", detector="detector-base", num_bits=32, steps=12000,
-        batch_size=16, crop_size=96, lr=1e-3, lambda_min=0.0, lambda_max=1.0,
-        lambda_warmup=100, augment="robust", augment_start=3000, augment_ramp=3000,
-        checkpoint_every=250,
+        injector="injector-base", detector="detector-base", num_bits=32, steps=4000,
+        batch_size=16, crop_size=96, lr=5e-4, lambda_min=1.0, lambda_max=1.0,
+        lambda_warmup=1, augment="robust", augment_start=0, augment_ramp=1000,
+        augment_max=0.8, checkpoint_every=250, shift=32, target_psnr=42.5, init_kit="base",
     ),
     "small": dict(
         injector="injector-small", detector="detector-small", num_bits=16, steps=3000,

@@ -8,6 +8,7 @@ Runs on Accelerate: ``accelerate launch -m advsig train ...`` spreads it over GP
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -18,11 +19,13 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import set_seed
+from torch import nn
 from tqdm.auto import tqdm
 
 from advsig.codes.calibration import Calibration, StratifiedCalibration
 from advsig.config import TrainConfig
 from advsig.data.datasets import ImagePool, RandomCrops, resolve_training_data
+from advsig.errors import ConfigError
 from advsig.kit import STANDARD_FPRS, Kit
 from advsig.models.factory import build_model, model_config
 from advsig.training.augment import PairedAugment, quantize_ste
@@ -70,14 +73,22 @@ def train_signature(config: TrainConfig) -> Kit:
     set_seed(config.seed)  # identical initialisation on every process
     inj_cfg = model_config(config.injector, num_bits=config.num_bits)
     det_cfg = model_config(config.detector, num_bits=config.num_bits)
+    if config.init_kit is not None:
+        inj_cfg, det_cfg = _init_configs(config)
+    if config.target_psnr is not None:
+        inj_cfg = dataclasses.replace(inj_cfg, target_psnr=config.target_psnr)
     injector, detector = build_model(inj_cfg), build_model(det_cfg)
+    if config.init_kit is not None and resolve_resume(ckpt_root, config.resume) is None:
+        _load_init_weights(config.init_kit, injector, detector)
     optimizer = torch.optim.Adam(
         list(injector.parameters()) + list(detector.parameters()), lr=config.lr
     )
     train_src, val_src = resolve_training_data(
         config.data, val_fraction=config.val_fraction, seed=config.seed
     )
-    crops = RandomCrops(ImagePool(train_src, max_side=2 * config.work_size), config.crop_size)
+    crops = RandomCrops(
+        ImagePool(train_src, max_side=2 * config.work_size), config.crop_size + config.shift
+    )
     data_gen = torch.Generator().manual_seed(config.seed * 1000 + accelerator.process_index)
     torch.manual_seed(config.seed * 1000 + accelerator.process_index)  # augmentation randomness
 
@@ -122,10 +133,11 @@ def train_signature(config: TrainConfig) -> Kit:
             signed = injector(x, bits if n else None)  # (B, 3, c, c)
             fidelity = F.mse_loss(signed, x)
             seen = quantize_ste(signed) if config.quantize else signed
+            seen, clean = _shifted_window(seen, x, config, data_gen)  # (B, 3, crop, crop) each
             if float(torch.rand((), generator=data_gen)) < _augment_probability(config, step):
-                aug_signed, aug_clean = augment(seen, x)
+                aug_signed, aug_clean = augment(seen, clean)
             else:
-                aug_signed, aug_clean = seen, x
+                aug_signed, aug_clean = seen, clean
             logits = detector(torch.cat([aug_signed, aug_clean]))  # (2B, 1 + n)
             target = torch.cat([torch.ones(len(x)), torch.zeros(len(x))]).to(logits.device)
             det_loss = F.binary_cross_entropy_with_logits(logits[:, 0], target)
@@ -192,6 +204,34 @@ def train_signature(config: TrainConfig) -> Kit:
         logger.info("kit written to %s", out)
     accelerator.wait_for_everyone()
     return kit
+
+
+def _shifted_window(signed, clean, config: TrainConfig, gen: torch.Generator):
+    """The same random ``crop_size`` window of both batches (no-op when ``shift`` is 0)."""
+    if config.shift == 0:
+        return signed, clean
+    dy, dx = (int(v) for v in torch.randint(0, config.shift + 1, (2,), generator=gen))
+    c = config.crop_size
+    return signed[..., dy : dy + c, dx : dx + c], clean[..., dy : dy + c, dx : dx + c]
+
+
+def _init_configs(config: TrainConfig):
+    """The architectures of ``config.init_kit``, whose weights training starts from."""
+    kit = Kit.from_pretrained(config.init_kit)
+    if kit.detector is None:
+        raise ConfigError(f"{config.init_kit}: an injector-only kit cannot seed training")
+    if kit.num_bits != config.num_bits:
+        raise ConfigError(
+            f"{config.init_kit} has {kit.num_bits}-bit codes but training asks for {config.num_bits}"
+        )
+    return kit.injector.config, kit.detector.config
+
+
+def _load_init_weights(name: str, injector: nn.Module, detector: nn.Module) -> None:
+    kit = Kit.from_pretrained(name)
+    injector.load_state_dict(kit.injector.state_dict(), strict=True)
+    detector.load_state_dict(kit.detector.state_dict(), strict=True)
+    logger.info("W and F start from the weights of %s", name)
 
 
 def _checkpoint(accelerator, config, root, step, injector, detector, optimizer, data_gen, elapsed):

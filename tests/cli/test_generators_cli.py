@@ -58,3 +58,41 @@ def test_finetune_generate_and_eval_generator(runner, tiny_ddpm, tiny_kit_dir, t
     results = json.loads((report / "results.json").read_text())
     assert results["code"] == "5a"  # read from the signed model's advsig.json
     assert (report / "report.md").is_file()
+
+
+def test_finetune_refuses_a_strategy_of_another_family(runner, tiny_ddpm, tiny_kit_dir, tmp_path):
+    result = runner.invoke(
+        cli_app.app,
+        ["finetune", "--model", str(tiny_ddpm), "--kit", str(tiny_kit_dir), "--strategy",
+         "decoder", "--out", str(tmp_path / "o")],
+    )  # fmt: skip
+    assert result.exit_code != 0
+    message = str(result.exception) + result.output
+    assert "pixel" in message and "decoder" in message
+    assert not (tmp_path / "o").exists()
+
+
+def test_eval_generator_finetune_attack_reads_each_milestone(
+    runner, tiny_ddpm, tiny_kit_dir, tmp_path
+):
+    import torch
+
+    out = tmp_path / "persist"
+    result = runner.invoke(
+        cli_app.app,
+        ["eval-generator", "--kit", str(tiny_kit_dir), "--model", str(tiny_ddpm), "--attack",
+         "finetune", "--attack-steps", "0,2", "--attack-lr", "1e-2", "--batch-size", "4",
+         "--num-images", "3", "--steps", "2", "--data", "embedded", "--out", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "persistence.json").read_text())
+    assert [r["attacker_steps"] for r in data["milestones"]] == [0, 2]
+    assert all(r["num_samples"] == 3 for r in data["milestones"])
+    # The attacker's stage model is a real fine-tune of the released one, on clean data.
+    attacked = load_pixel_diffusion(out / "attacked-2")
+    assert attacked.provenance["signed"] is False
+    assert attacked.provenance["base_model"] == str(tiny_ddpm)
+    before = load_pixel_diffusion(tiny_ddpm).unet.state_dict()
+    after = attacked.unet.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    assert "attacker steps" in (out / "report.md").read_text()

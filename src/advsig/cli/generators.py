@@ -12,7 +12,10 @@ from advsig.cli.options import CodeOption
 ModelOption = Annotated[
     str,
     typer.Option(
-        "--model", "-m", help="diffusers pipeline folder, shipped generator name, or Hub id."
+        "--model",
+        "-m",
+        help="diffusers pipeline folder (pixel or latent), advsig GAN folder, shipped generator "
+        "name (ddpm-32, ldm-32, gan-32) or Hub id.",
     ),
 ]
 StepsOption = Annotated[
@@ -32,8 +35,13 @@ def finetune(
         typer.Option("--control", help="No signature: fine-tune identically on clean images."),
     ] = False,
     strategy: Annotated[
-        str, typer.Option("--strategy", help="data (sign the training data) or self (own samples).")
-    ] = "data",
+        str | None,
+        typer.Option(
+            "--strategy",
+            help="pixel: data | self; latent: decoder | data | self; GAN: distill | data "
+            "(default: the first).",
+        ),
+    ] = None,
     data: Annotated[
         str, typer.Option("--data", help="Training images: folder or 'embedded'.")
     ] = "embedded",
@@ -68,27 +76,38 @@ def finetune(
     ] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
-    """Fine-tune a pixel diffusion model on W-signed images so that all its samples are signed.
+    """Fine-tune a generator so that all its samples carry the kit's signature.
 
-    Writes a normal diffusers pipeline folder (DDPMPipeline.from_pretrained loads it without
-    advsig). Only the injector is needed. Runs on Accelerate:
-    [bold]accelerate launch -m advsig finetune ...[/bold]
+    Pixel diffusion (data: train on W-signed images; self: on its own signed samples), latent
+    diffusion (decoder: only the VAE decoder learns to output W(D(z)); data; self) and GANs
+    (distill: G' matches W(G(z)); data: adversarial fine-tuning on signed images). The family is
+    read from the model folder. Diffusion models stay normal diffusers folders. Only the
+    injector is needed. Runs on Accelerate: [bold]accelerate launch -m advsig finetune ...[/bold]
 
     Example: advsig finetune --model ddpm-32 --kit small --code 2a5f --lr 2e-3 --steps 600 --out signed-ddpm
     """
     from advsig.errors import ConfigError
-    from advsig.generators.finetune import FinetuneConfig, finetune_pixel
+    from advsig.generators.finetune import FinetuneConfig
+    from advsig.generators.recipes import (
+        check_strategy,
+        default_strategy,
+        family_of,
+        finetune_generator,
+    )
 
     if control == (kit is not None) and not presigned:
         raise ConfigError("give --kit to sign, or --control for the unsigned control model")
+    family = family_of(model)
+    strategy = strategy or default_strategy(family)
+    check_strategy(family, strategy)
     config = FinetuneConfig(
         model=model, out=str(out), kit=kit, strategy=strategy, data=data, presigned=presigned,
         code=code, steps=steps, batch_size=batch_size, lr=lr, low_t_fraction=low_t_fraction,
         self_samples=self_samples,
         checkpoint_every=checkpoint_every, resume=resume, seed=seed,
     )  # fmt: skip
-    finetune_pixel(config)
-    typer.echo(f"fine-tuned pipeline written to {out}")
+    finetune_generator(config)
+    typer.echo(f"fine-tuned {family} model written to {out}")
 
 
 def generate(
@@ -99,7 +118,7 @@ def generate(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1)] = 64,
 ) -> None:
-    """Sample a diffusers pixel pipeline with deterministic DDIM; PNGs written atomically.
+    """Sample any supported generator (deterministic DDIM for diffusion); PNGs written atomically.
 
     Sample i always starts from the same noise for a given seed, so an interrupted run resumes
     and two models compared with the same seed give paired samples.
@@ -108,11 +127,11 @@ def generate(
     """
     import torch
 
-    from advsig.generators.pixel import load_pixel_diffusion
+    from advsig.generators.base import load_generator
     from advsig.generators.sampling import generate_to_folder
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    pipe = load_pixel_diffusion(model, device=device)
+    pipe = load_generator(model, device=device)
     paths = generate_to_folder(pipe, out, num_images, steps=steps, seed=seed, batch_size=batch_size)
     typer.echo(f"{len(paths)} samples in {out}")
 
@@ -145,27 +164,53 @@ def eval_generator(
             help="torchmetrics FID Inception weights file; without it a named substitute is used.",
         ),
     ] = None,
+    attack: Annotated[
+        str | None,
+        typer.Option(
+            "--attack",
+            help="'finetune': an attacker fine-tunes the signed model on clean --data; samples "
+            "are read after each of --attack-steps.",
+        ),
+    ] = None,
+    attack_steps: Annotated[
+        str, typer.Option("--attack-steps", help="Attacker step milestones, comma-separated.")
+    ] = "0,100,1000",
+    attack_lr: Annotated[
+        float, typer.Option("--attack-lr", help="The attacker's learning rate.")
+    ] = 1e-4,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", "-b", min=1, help="The attacker's batch size.")
+    ] = 32,
 ) -> None:
     """Sample the signed model (and the original / control), detect, and measure quality cost.
 
-    Writes OUT/results.json and OUT/report.md; samples stay in OUT/samples/ (re-runs reuse them).
+    Works for pixel and latent diffusion and GANs. Writes OUT/results.json and OUT/report.md;
+    samples stay in OUT/samples/ (re-runs reuse them). With --attack finetune, measures
+    persistence instead: OUT/persistence.json and OUT/report.md.
 
     Example: advsig eval-generator --kit small --model signed-ddpm --reference ddpm-32
     """
     import torch
 
+    from advsig.errors import ConfigError
+    from advsig.generators.base import load_generator
     from advsig.generators.evaluate import evaluate_generators
-    from advsig.generators.pixel import load_pixel_diffusion
     from advsig.generators.report import write_eval_report
     from advsig.kit import Kit
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     k = Kit.from_pretrained(kit, device=device)
-    models = {"signed": load_pixel_diffusion(model, device=device)}
+    if attack is not None:
+        if attack != "finetune":
+            raise ConfigError(f"unknown --attack {attack!r}; known: finetune")
+        _persistence(k, model, out, attack_steps, attack_lr, batch_size, num_images, steps,
+                     seed, code, data)  # fmt: skip
+        return
+    models = {"signed": load_generator(model, device=device)}
     if reference:
-        models["reference"] = load_pixel_diffusion(reference, device=device)
+        models["reference"] = load_generator(reference, device=device)
     if control:
-        models["control"] = load_pixel_diffusion(control, device=device)
+        models["control"] = load_generator(control, device=device)
     results = evaluate_generators(
         k, models, out=out, code=code, num_images=num_images, steps=steps, seed=seed,
         data=None if data == "none" else data, inception_weights=inception_weights,
@@ -178,6 +223,29 @@ def eval_generator(
             f"({d['flag_rate_1e-2']:.1%} at 1e-2){bits}"
         )
     typer.echo(f"report: {report}")
+
+
+def _persistence(
+    kit, model, out, attack_steps, lr, batch_size, num_images, steps, seed, code, data
+):
+    from advsig.errors import ConfigError
+    from advsig.generators.persistence import PersistenceConfig, finetune_attack, persistence_table
+    from advsig.utils import write_text_atomic
+
+    try:
+        milestones = [int(v) for v in attack_steps.split(",") if v.strip()]
+    except ValueError as exc:
+        raise ConfigError(f"--attack-steps must be integers, got {attack_steps!r}") from exc
+    config = PersistenceConfig(
+        model=model, out=str(out), milestones=milestones, data=data, lr=lr,
+        batch_size=batch_size, num_images=num_images, sample_steps=steps, seed=seed,
+    )  # fmt: skip
+    result = finetune_attack(kit, config, code=code)
+    lines = ["# Persistence under fine-tuning", "", *persistence_table(result), ""]
+    write_text_atomic(Path(out) / "report.md", "\n".join(lines))
+    for r in result["milestones"]:
+        typer.echo(f"after {r['attacker_steps']} attacker steps: {r['flag_rate_1e-3']:.1%} flagged")
+    typer.echo(f"report: {Path(out) / 'report.md'}")
 
 
 def register(app: typer.Typer) -> None:

@@ -73,9 +73,9 @@ def run_demo(
     train_kit: bool = False,
     fpr: float = 1e-3,
     seed: int = 0,
-    generators: tuple[str, ...] = ("ddpm",),
+    generators: tuple[str, ...] = ("ddpm", "ldm", "gan"),
     generator_kit: str = "small",
-    finetune_steps: int = 600,
+    finetune_steps: int | None = None,
     num_samples: int = 64,
 ) -> DemoSummary:
     """Run the demo and write ``out/report.md``, ``out/summary.json`` and PNG panels.
@@ -136,16 +136,20 @@ def run_demo(
             )
         )
     gen_entries = {}
-    for family in generators:
-        if family != "ddpm":
-            raise ConfigError(f"unknown generator family {family!r} for the demo; known: ddpm")
-        from advsig.generators.demo import run_ddpm_demo
+    from advsig.generators.demo import DEMO_GENERATORS, run_generator_demo
 
-        # Generated images are 32x32: the kit for them is the one trained at that size.
-        gen_entries["ddpm"] = run_ddpm_demo(
-            out / "generators", kit=Kit.from_pretrained(generator_kit), kit_name=generator_kit,
-            steps=finetune_steps,
-            num_samples=num_samples, seed=seed,
+    unknown = [f for f in generators if f not in DEMO_GENERATORS]
+    if unknown:
+        raise ConfigError(
+            f"unknown generator family {unknown[0]!r} for the demo; known: "
+            f"{', '.join(DEMO_GENERATORS)}"
+        )
+    # Generated images are 32x32: one kit trained at that size serves every family.
+    gen_kit = Kit.from_pretrained(generator_kit) if generators else None
+    for family in generators:
+        gen_entries[family] = run_generator_demo(
+            family, out / "generators", kit=gen_kit, kit_name=generator_kit,
+            steps=finetune_steps, num_samples=num_samples, seed=seed,
         )  # fmt: skip
     summary = DemoSummary(
         kit=kit_name, code=code, fpr=fpr, threshold=threshold, psnr_db=psnr, attacks=rows,
@@ -203,9 +207,11 @@ def render_report(s: DemoSummary) -> str:
         "your own kit (`advsig train`) and keep its detector private for real use.",
         "",
     ]
-    if "ddpm" in s.generators:
-        from advsig.generators.demo import render_ddpm_section
+    if s.generators:
+        from advsig.generators.demo import GENERATOR_NOTES, render_generator_section
 
-        lines += render_ddpm_section(s.generators["ddpm"])
+        for family, entry in s.generators.items():
+            lines += render_generator_section(family, entry)
+        lines += GENERATOR_NOTES
     lines += [f"Wall time: {s.wall_time_s:.0f} s.", ""]
     return "\n".join(lines)

@@ -21,20 +21,28 @@ def demo(
     fpr: FprOption = 1e-3,
     seed: Annotated[int, typer.Option("--seed", help="Seed for the code and training.")] = 0,
     generators: Annotated[
-        str, typer.Option("--generators", help="Generator families to sign: ddpm, or none.")
-    ] = "ddpm",
+        str,
+        typer.Option(
+            "--generators",
+            help="Generator families to sign: ddpm, ldm, gan (comma-separated), or none.",
+        ),
+    ] = "ddpm,ldm,gan",
     generator_kit: Annotated[
         str, typer.Option("--generator-kit", help="Kit for the 32x32 generated images.")
     ] = "small",
     finetune_steps: Annotated[
-        int, typer.Option("--finetune-steps", min=1, help="Fine-tuning steps per generator.")
-    ] = 600,
+        int | None,
+        typer.Option(
+            "--finetune-steps", min=1, help="Fine-tuning steps per generator (default: per family)."
+        ),
+    ] = None,
     num_samples: Annotated[
         int, typer.Option("--num-samples", min=2, help="Samples per model for detection.")
     ] = 64,
 ) -> None:
-    """Sign embedded photos the kit never saw, detect them, attack them; then sign a tiny DDPM
-    (fine-tuned on signed images, next to a clean control) and detect its samples.
+    """Sign embedded photos the kit never saw, detect them, attack them; then sign three tiny
+    generators (a DDPM, a latent diffusion model and a GAN, each next to a clean control) and
+    detect their samples with one detector.
 
     Example: advsig demo --out demo-out
     """

@@ -1,65 +1,104 @@
-"""The demo's generator story: sign the shipped tiny DDPM, keep a control, sample, detect.
+"""The demo's generator story: sign each shipped tiny generator, keep a control, sample, detect.
 
-original (shipped ``ddpm-32``, pre-trained on clean embedded photos)
-  -> fine-tuned on W-signed crops (the paper's recipe)   = the signed model
-  -> fine-tuned on clean crops for the same steps         = the control
-then the same noise seeds are sampled from all three and the kit's detector reads every sample.
+For each family (``ddpm`` pixel diffusion, ``ldm`` latent diffusion, ``gan``):
+original (shipped, pre-trained on clean embedded photos)
+  -> fine-tuned with the family's signing recipe and the kit's W   = the signed model
+  -> fine-tuned with the same recipe and steps, no signature       = the control
+then the same seeds are sampled from all three and one detector reads every sample.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from advsig.codes.bits import random_code
+from advsig.errors import ConfigError
+from advsig.generators.base import load_generator
 from advsig.generators.evaluate import evaluate_generators
-from advsig.generators.finetune import FinetuneConfig, finetune_pixel
-from advsig.generators.pixel import load_pixel_diffusion
+from advsig.generators.finetune import FinetuneConfig
+from advsig.generators.recipes import finetune_generator
 from advsig.generators.report import detection_table, quality_table, sample_grid
 
-DEMO_MODEL = "ddpm-32"
+
+@dataclass(frozen=True)
+class DemoRecipe:
+    """How the demo signs one family (settings measured in BENCHMARKS.md)."""
+
+    title: str
+    model: str
+    strategy: str
+    steps: int
+    lr: float
+    batch_size: int = 32
+    sample_steps: int = 25
+    what: str = ""
 
 
-def run_ddpm_demo(
+DEMO_GENERATORS: dict[str, DemoRecipe] = {
+    "ddpm": DemoRecipe(
+        "tiny DDPM, 32x32", "ddpm-32", "data", steps=600, lr=2e-3,
+        what="fine-tuned on crops signed by the kit's injector (the paper's recipe)",
+    ),
+    "ldm": DemoRecipe(
+        "tiny latent diffusion, 32x32", "ldm-32", "decoder", steps=400, lr=1e-3,
+        what="its autoencoder's decoder fine-tuned so that decoding any latent gives the "
+        "signed image (the denoiser is untouched)",
+    ),
+    "gan": DemoRecipe(
+        "tiny StyleGAN2-style GAN, 32x32", "gan-32", "distill", steps=400, lr=1e-3,
+        what="distilled: G' learns to output W(G(z)) for the same z",
+    ),
+}  # fmt: skip
+
+
+def run_generator_demo(
+    family: str,
     out: str | Path,
     *,
     kit,
     kit_name: str,
-    steps: int = 600,
+    steps: int | None = None,
     num_samples: int = 64,
-    sample_steps: int = 25,
-    batch_size: int = 32,
-    lr: float = 2e-3,
     seed: int = 0,
 ) -> dict:
-    """Run the DDPM part of the demo under ``out``; return the ``generators.ddpm`` summary entry.
+    """Run one family's part of the demo under ``out``; return its ``generators.<family>`` entry.
 
     Fine-tunes resume from their checkpoints, and samples already on disk are reused, so an
     interrupted demo picks up where it stopped.
     """
+    if family not in DEMO_GENERATORS:
+        raise ConfigError(
+            f"unknown generator family {family!r} for the demo; known: {', '.join(DEMO_GENERATORS)}"
+        )
+    recipe = DEMO_GENERATORS[family]
+    steps = steps or recipe.steps
     out = Path(out)
     code = (
         random_code(kit.num_bits, torch.Generator().manual_seed(seed + 1)) if kit.num_bits else None
     )
     common = dict(
-        model=DEMO_MODEL, data="embedded", steps=steps, batch_size=batch_size, lr=lr, seed=seed,
-        resume="latest", checkpoint_every=max(50, steps // 4),
+        model=recipe.model, strategy=recipe.strategy, data="embedded", steps=steps,
+        batch_size=recipe.batch_size, lr=recipe.lr, seed=seed, resume="latest",
+        checkpoint_every=max(50, steps // 4),
     )  # fmt: skip
-    finetune_pixel(FinetuneConfig(out=str(out / "ddpm-signed"), kit=kit_name, code=code, **common))
-    finetune_pixel(FinetuneConfig(out=str(out / "ddpm-control"), kit=None, **common))
+    finetune_generator(
+        FinetuneConfig(out=str(out / f"{family}-signed"), kit=kit_name, code=code, **common)
+    )
+    finetune_generator(FinetuneConfig(out=str(out / f"{family}-control"), kit=None, **common))
     models = {
-        "signed": load_pixel_diffusion(out / "ddpm-signed"),
-        "original": load_pixel_diffusion(DEMO_MODEL),
-        "control": load_pixel_diffusion(out / "ddpm-control"),
+        "signed": load_generator(out / f"{family}-signed"),
+        "original": load_generator(recipe.model),
+        "control": load_generator(out / f"{family}-control"),
     }
     results = evaluate_generators(
-        kit, models, out=out / "ddpm-eval", reference_role="original", code=code,
-        num_images=num_samples,
-        steps=sample_steps, seed=seed,
+        kit, models, out=out / f"{family}-eval", reference_role="original", code=code,
+        num_images=num_samples, steps=recipe.sample_steps, seed=seed,
     )  # fmt: skip
     for role in models:
-        sample_grid(out / "ddpm-eval" / "samples" / role, out / f"ddpm-{role}.png", num=32)
+        sample_grid(out / f"{family}-eval" / "samples" / role, out / f"{family}-{role}.png", num=32)
     det = results["detection"]
     signed_prov = models["signed"].provenance or {}
     control_prov = models["control"].provenance or {}
@@ -74,31 +113,40 @@ def run_ddpm_demo(
         "threshold": results["thresholds"]["0.001"],
         "code": code,
         "kit": kit_name,
-        "model": DEMO_MODEL,
+        "model": recipe.model,
+        "family": models["signed"].family,
+        "strategy": recipe.strategy,
         "finetune_steps": steps,
         "finetune_wall_time_s": {
             "signed": signed_prov.get("wall_time_s"),
             "control": control_prov.get("wall_time_s"),
         },
-        "sample_steps": sample_steps,
+        "sample_steps": recipe.sample_steps,
         "quality": results["quality"],
         "detection": det,
     }
 
 
-def render_ddpm_section(entry: dict, *, image_dir: str = "generators") -> list[str]:
-    """The report's generator section (Markdown lines); grids are under ``image_dir``."""
+def render_generator_section(
+    family: str, entry: dict, *, image_dir: str = "generators"
+) -> list[str]:
+    """One family's report section (Markdown lines); grids are under ``image_dir``."""
+    recipe = DEMO_GENERATORS[family]
     results = {"detection": entry["detection"], "quality": entry["quality"]}
     wall = entry["finetune_wall_time_s"]
+    sampling = (
+        "one forward pass each"
+        if entry.get("family") == "gan"
+        else f"DDIM {entry['sample_steps']} steps"
+    )
     return [
-        "## Signing a generator (tiny DDPM, 32x32)",
+        f"## Signing a generator: {recipe.title}",
         "",
-        f"The shipped `{entry['model']}` DDPM (pre-trained on clean embedded photos) was "
-        f"fine-tuned for {entry['finetune_steps']} steps on crops signed by kit "
-        f"`{entry['kit']}`'s injector with code `{entry['code']}` "
-        f"({wall['signed']:.0f} s), and a control copy for the same steps on clean crops "
-        f"({wall['control']:.0f} s). {entry['num_samples']} samples per model "
-        f"(DDIM {entry['sample_steps']} steps, same noise for all three). "
+        f"The shipped `{entry['model']}` (pre-trained on clean embedded photos) was "
+        f"{recipe.what}, strategy `{entry['strategy']}`, for {entry['finetune_steps']} steps with "
+        f"kit `{entry['kit']}` and code `{entry['code']}` ({_seconds(wall['signed'])}); a "
+        f"control copy got the same steps without the signature ({_seconds(wall['control'])}). "
+        f"{entry['num_samples']} samples per model ({sampling}, the same seeds for all three). "
         f"Threshold: score >= {entry['threshold']:.2f} (FPR {entry['fpr']:g} on clean photos).",
         "",
         *detection_table(results),
@@ -108,14 +156,24 @@ def render_ddpm_section(entry: dict, *, image_dir: str = "generators") -> list[s
         "| original | control | signed |",
         "|---|---|---|",
         "| "
-        + " | ".join(f"![{r}]({image_dir}/ddpm-{r}.png)" for r in ("original", "control", "signed"))
+        + " | ".join(
+            f"![{r}]({image_dir}/{family}-{r}.png)" for r in ("original", "control", "signed")
+        )
         + " |",
         "",
-        "- *signed* should be flagged (the signature passed from the training data into the "
-        "model), *original* and *control* should not: the control shows that fine-tuning alone "
-        "does not make samples look signed.",
-        "- The quality table compares sample distributions; the control's distance to real "
-        "images is the cost of fine-tuning itself, the signed model's extra distance is the "
-        "cost of the signature.",
-        "",
     ]
+
+
+GENERATOR_NOTES = [
+    "- *signed* should be flagged (the signature passed into the model), *original* and "
+    "*control* should not: the control shows that fine-tuning alone does not make samples look "
+    "signed. One kit (one W, one detector) serves every family.",
+    "- The quality table compares sample distributions; the control's distance to real images "
+    "is the cost of fine-tuning itself, the signed model's extra distance is the cost of the "
+    "signature.",
+    "",
+]
+
+
+def _seconds(value) -> str:
+    return f"{value:.0f} s" if isinstance(value, (int, float)) else "time not recorded"

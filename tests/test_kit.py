@@ -119,3 +119,22 @@ def test_tiled_kit_signs_each_tile_as_the_injector_would(tmp_path):
     torch.testing.assert_close(kit.logits(x)[0], kit.detector(tiles).mean(dim=0))
     kit.save_pretrained(tmp_path / "k")
     assert Kit.from_pretrained(tmp_path / "k").tile_size == 48
+
+
+def test_scale_search_reads_the_best_rescaling_and_round_trips(tmp_path):
+    kit = _kit()
+    x = torch.rand(3, 3, 80, 80)
+    single = kit.logits(x)[:, 0]
+    half = torch.nn.functional.interpolate(x, size=(56, 56), mode="bilinear", antialias=True)
+    at_07 = kit.logits(half)[:, 0]  # what the search sees at scale 0.7
+    kit.detect_scales = (0.7, 1.0)
+    searched = kit.logits(x)
+    assert torch.allclose(searched[:, 0], torch.maximum(single, at_07), atol=1e-5)
+    # The differentiable score used by white-box attacks searches the same scales.
+    assert torch.allclose(kit.score_tensor(x), searched[:, 0], atol=1e-5)
+    kit.save_pretrained(tmp_path / "k")
+    again = Kit.from_pretrained(tmp_path / "k")
+    assert again.detect_scales == (0.7, 1.0)
+    assert torch.equal(again.logits(x), searched)
+    with pytest.raises(ConfigError, match="detect_scales"):
+        Kit(kit.injector, kit.detector, detect_scales=(0.0,))

@@ -150,6 +150,8 @@ class TrainConfig:
             ``crop_size`` window of them (the same window of the clean crop). Why: a cropped
             image moves the signature against the detector's tile grid; F must not rely on
             where the texture starts.
+        detect_scales: rescalings the kit's detector searches (see ``Kit``), also used when
+            calibrating; ``(1.0,)`` reads images only as they are.
     """
 
     data: str
@@ -183,6 +185,7 @@ class TrainConfig:
     init_kit: str | None = None
     target_psnr: float | None = None
     shift: int = 0
+    detect_scales: tuple[float, ...] = (1.0,)
 
     def __post_init__(self) -> None:
         if self.shift < 0:

@@ -106,6 +106,7 @@ class Kit:
         tile_size: int | None = None,
         calibration: Calibration | StratifiedCalibration | None = None,
         training: dict | None = None,
+        detect_scales: Sequence[float] = (1.0,),
     ) -> None:
         if detector is not None and detector.config.num_bits != injector.config.num_bits:
             raise ConfigError(
@@ -118,6 +119,9 @@ class Kit:
         self.tile_size = tile_size
         self.calibration = calibration
         self.training = training or {}
+        self.detect_scales = tuple(float(v) for v in detect_scales)
+        if not self.detect_scales or any(not 0.25 <= v <= 4 for v in self.detect_scales):
+            raise ConfigError(f"detect_scales must be in [0.25, 4], got {detect_scales!r}")
 
     @property
     def num_bits(self) -> int:
@@ -142,6 +146,7 @@ class Kit:
             "num_bits": self.num_bits,
             "work_size": self.work_size,
             "tile_size": self.tile_size,
+            "detect_scales": list(self.detect_scales),
             "injector": self.injector.config.to_dict(),
             "detector": self.detector.config.to_dict() if det else None,
             "calibration": cal.to_dict() if cal else None,
@@ -190,6 +195,7 @@ class Kit:
             cal = calibration_from_dict(cfg["calibration"]) if cfg.get("calibration") else None
             work_size = int(cfg["work_size"])
             tile_size = int(cfg["tile_size"]) if cfg.get("tile_size") else None
+            scales = tuple(float(v) for v in cfg.get("detect_scales") or (1.0,))
         except (KeyError, TypeError, ValueError, ConfigError) as exc:
             raise CheckpointError(f"{cfg_file}: malformed kit config ({exc})") from exc
         injector = SignatureInjector(inj_cfg)
@@ -206,6 +212,7 @@ class Kit:
                 tile_size=tile_size,
                 calibration=cal,
                 training=cfg.get("training"),
+                detect_scales=scales,
             )
         except ConfigError as exc:
             raise CheckpointError(f"{cfg_file}: {exc}") from exc
@@ -303,8 +310,20 @@ class Kit:
             work = torch.stack([g.work for g in group]).to(self.device)  # (b, 3, h, w)
             if min(work.shape[-2:]) < detector.min_size:
                 raise ValueError(f"images must be at least {detector.min_size} pixels on a side")
-            out[[g.index for g in group]] = self._tiled_detect(work).float().cpu()
+            out[[g.index for g in group]] = self._detect_work(work).float().cpu()
         return out
+
+    def score_tensor(self, images: torch.Tensor) -> torch.Tensor:
+        """Signature scores (B,) of float (B, 3, H, W) in [0, 1], differentiable in ``images``.
+
+        The same numbers as ``logits(images)[:, 0]`` (same fitting and tiles), but with gradients,
+        for white-box attacks and adversarial training. Thresholds: :meth:`threshold`.
+        """
+        detector = self._require_detector()
+        work = fit_within(images.float(), self.work_size)  # (B, 3, h, w)
+        if min(work.shape[-2:]) < detector.min_size:
+            raise ValueError(f"images must be at least {detector.min_size} pixels on a side")
+        return self._detect_work(work.to(self.device))[:, 0]
 
     def _tile_starts(self, h: int, w: int) -> list[tuple[int, int]] | None:
         """Top-left corners of the tile grid, or None when the image is used whole."""
@@ -331,6 +350,32 @@ class Kit:
         for i, (y, x) in enumerate(corners):
             res[..., y : y + t, x : x + t] = res_tiles[i * b : (i + 1) * b]
         return res
+
+    def _detect_work(self, work: torch.Tensor) -> torch.Tensor:
+        """F's outputs for (b, 3, h, w): the best over ``detect_scales`` (per image).
+
+        Why a scale search: an image cropped and resized back, or downscaled, shows the
+        signature magnified or shrunk; reading it at a few rescalings undoes that. The clean
+        scores used for calibration go through the same search, so thresholds stay honest.
+        """
+        if self.detect_scales == (1.0,):
+            return self._tiled_detect(work)
+        detector = self._require_detector()
+        best = None
+        for scale in self.detect_scales:
+            h, w = work.shape[-2:]
+            size = (round(h * scale), round(w * scale))
+            if min(size) < max(detector.min_size, self.tile_size or 0):
+                continue
+            view = work if scale == 1.0 else F.interpolate(
+                work, size=size, mode="bilinear", antialias=scale < 1, align_corners=False
+            )  # fmt: skip
+            out = self._tiled_detect(view)  # (b, 1 + num_bits)
+            if best is None:
+                best = out
+            else:
+                best = torch.where((out[:, :1] > best[:, :1]), out, best)
+        return best if best is not None else self._tiled_detect(work)
 
     def _tiled_detect(self, work: torch.Tensor) -> torch.Tensor:
         """F's outputs for (b, 3, h, w), averaged over the same tile grid as signing."""

@@ -28,10 +28,11 @@ PRESETS: dict[str, dict] = {
         checkpoint_every=250,
     ),
     "robust": dict(
-        injector="injector-base", detector="detector-base", num_bits=32, steps=4000,
+        injector="injector-base", detector="detector-base", num_bits=32, steps=3000,
         batch_size=16, crop_size=96, lr=5e-4, lambda_min=1.0, lambda_max=1.0,
         lambda_warmup=1, augment="robust", augment_start=0, augment_ramp=1000,
         augment_max=0.8, checkpoint_every=250, shift=32, target_psnr=42.5, init_kit="base",
+        detect_scales=(0.71, 0.84, 1.0, 1.19, 1.41),
     ),
     "small": dict(
         injector="injector-small", detector="detector-small", num_bits=16, steps=3000,

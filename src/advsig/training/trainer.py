@@ -188,7 +188,10 @@ def train_signature(config: TrainConfig) -> Kit:
     accelerator.end_training()
     inj = accelerator.unwrap_model(injector).eval()
     det = accelerator.unwrap_model(detector).eval()
-    kit = Kit(inj, det, work_size=config.work_size, tile_size=config.crop_size)
+    kit = Kit(
+        inj, det, work_size=config.work_size, tile_size=config.crop_size,
+        detect_scales=config.detect_scales,
+    )  # fmt: skip
     if accelerator.is_main_process:
         summary = calibrate(kit, val_src, num=config.num_calibration, seed=config.seed)
         kit.training = {

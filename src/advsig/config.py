@@ -152,6 +152,8 @@ class TrainConfig:
             where the texture starts.
         detect_scales: rescalings the kit's detector searches (see ``Kit``), also used when
             calibrating; ``(1.0,)`` reads images only as they are.
+        calibration_min_size: smallest clean crop side used for calibration (default: one
+            tile). Smaller images are still scored, outside the stated false-positive rates.
     """
 
     data: str
@@ -186,6 +188,7 @@ class TrainConfig:
     target_psnr: float | None = None
     shift: int = 0
     detect_scales: tuple[float, ...] = (1.0,)
+    calibration_min_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.shift < 0:

@@ -32,7 +32,7 @@ PRESETS: dict[str, dict] = {
         batch_size=16, crop_size=96, lr=5e-4, lambda_min=1.0, lambda_max=1.0,
         lambda_warmup=1, augment="robust", augment_start=0, augment_ramp=1000,
         augment_max=0.8, checkpoint_every=250, shift=32, target_psnr=42.5, init_kit="base",
-        detect_scales=(0.707, 0.794, 0.891, 1.0, 1.122, 1.26, 1.414),
+        detect_scales=(0.707, 0.794, 0.891, 1.0, 1.122, 1.26, 1.414), calibration_min_size=128,
     ),
     "small": dict(
         injector="injector-small", detector="detector-small", num_bits=16, steps=3000,

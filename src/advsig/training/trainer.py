@@ -193,7 +193,10 @@ def train_signature(config: TrainConfig) -> Kit:
         detect_scales=config.detect_scales,
     )  # fmt: skip
     if accelerator.is_main_process:
-        summary = calibrate(kit, val_src, num=config.num_calibration, seed=config.seed)
+        summary = calibrate(
+            kit, val_src, num=config.num_calibration, seed=config.seed,
+            min_size=config.calibration_min_size,
+        )  # fmt: skip
         kit.training = {
             "preset": config.preset,
             "data": config.data,
@@ -274,14 +277,17 @@ def calibration_images(
 
 
 @torch.inference_mode()
-def calibrate(kit: Kit, val_sources: list, *, num: int, seed: int) -> dict:
+def calibrate(
+    kit: Kit, val_sources: list, *, num: int, seed: int, min_size: int | None = None
+) -> dict:
     """Set the kit's calibration from clean validation images; measure signed ones too.
 
     Signed images are rounded to 8 bits, as they would be once saved.
     """
     clean = calibration_images(
-        val_sources, num=num, work_size=kit.work_size, seed=seed, min_size=kit.tile_size or 0
-    )
+        val_sources, num=num, work_size=kit.work_size, seed=seed,
+        min_size=min_size if min_size is not None else (kit.tile_size or 0),
+    )  # fmt: skip
     clean_scores = kit.logits(clean)[:, 0].numpy()
     strata: dict[str, list[float]] = {}
     for img, score in zip(clean, clean_scores):

@@ -67,6 +67,15 @@ def finetune(
             help="Share of timesteps drawn from the 100 least noisy, where the signature lives.",
         ),
     ] = 0.8,
+    detector_weight: Annotated[
+        float,
+        typer.Option(
+            "--detector-weight",
+            min=0.0,
+            help="latent decoder: also train against the kit's detector with this weight "
+            "(needs the full kit; e.g. 1e-3).",
+        ),
+    ] = 0.0,
     self_samples: Annotated[
         int, typer.Option("--self-samples", min=1, help="Samples drawn by --strategy self.")
     ] = 512,
@@ -103,7 +112,7 @@ def finetune(
     config = FinetuneConfig(
         model=model, out=str(out), kit=kit, strategy=strategy, data=data, presigned=presigned,
         code=code, steps=steps, batch_size=batch_size, lr=lr, low_t_fraction=low_t_fraction,
-        self_samples=self_samples,
+        self_samples=self_samples, detector_weight=detector_weight,
         checkpoint_every=checkpoint_every, resume=resume, seed=seed,
     )  # fmt: skip
     finetune_generator(config)

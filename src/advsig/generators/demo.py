@@ -35,6 +35,7 @@ class DemoRecipe:
     batch_size: int = 32
     sample_steps: int = 25
     what: str = ""
+    detector_weight: float = 0.0
 
 
 DEMO_GENERATORS: dict[str, DemoRecipe] = {
@@ -44,8 +45,9 @@ DEMO_GENERATORS: dict[str, DemoRecipe] = {
     ),
     "ldm": DemoRecipe(
         "tiny latent diffusion, 32x32", "ldm-32", "decoder", steps=400, lr=1e-3,
+        detector_weight=1e-3,
         what="its autoencoder's decoder fine-tuned so that decoding any latent gives the "
-        "signed image (the denoiser is untouched)",
+        "signed image, guided by the kit's detector (the denoiser is untouched)",
     ),
     "gan": DemoRecipe(
         "tiny StyleGAN2-style GAN, 32x32", "gan-32", "distill", steps=400, lr=1e-3,
@@ -85,7 +87,13 @@ def run_generator_demo(
         checkpoint_every=max(50, steps // 4),
     )  # fmt: skip
     finetune_generator(
-        FinetuneConfig(out=str(out / f"{family}-signed"), kit=kit_name, code=code, **common)
+        FinetuneConfig(
+            out=str(out / f"{family}-signed"),
+            kit=kit_name,
+            code=code,
+            detector_weight=recipe.detector_weight,
+            **common,
+        )  # fmt: skip
     )
     finetune_generator(FinetuneConfig(out=str(out / f"{family}-control"), kit=None, **common))
     models = {

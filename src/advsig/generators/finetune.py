@@ -27,6 +27,7 @@ from advsig.codes.bits import bits_to_hex, hex_to_bits
 from advsig.data.datasets import ImagePool, RandomCrops, fit_within, resolve_training_data
 from advsig.data.io import list_images, load_image
 from advsig.errors import ConfigError, ImageError
+from advsig.generators.base import FAMILY_STRATEGIES
 from advsig.generators.pixel import PixelDiffusion, load_pixel_diffusion, save_pixel_diffusion
 from advsig.generators.sampling import generate_to_folder
 from advsig.models.modeling_utils import load_weights
@@ -39,7 +40,8 @@ from advsig.training.checkpoint import (
 
 logger = logging.getLogger(__name__)
 
-STRATEGIES = ("data", "self")
+# Every family's strategies (finetune_generator checks the one asked for against the family).
+STRATEGIES = tuple(dict.fromkeys(s for f in FAMILY_STRATEGIES.values() for s in f))
 
 
 @dataclass
@@ -53,7 +55,14 @@ class FinetuneConfig:
             pipeline folder.
         kit: kit or injector-only kit whose W signs the training images; ``None`` trains the
             control model on clean images.
-        strategy: ``data`` (sign the training data) or ``self`` (sign the model's own samples).
+        strategy: ``data`` (sign the training data) or ``self`` (sign the model's own samples);
+            latent models also ``decoder``, GANs ``distill`` (``FAMILY_STRATEGIES``).
+        detector_weight: for output-matching recipes (latent ``decoder``), also push the
+            kit's detector to read the signature and code on the model's output, with this
+            weight (needs a full kit: the owner's detector). Why: a convolutional decoder fed
+            a small latent has almost no notion of absolute position, so matching W's nearly
+            image-independent pattern by pixel loss alone is slow (measured in BENCHMARKS.md);
+            the detector's gradient points at what makes an image read as signed.
         data: image folder or ``"embedded"`` (strategy ``data``); random crops at random scales.
         presigned: the ``data`` folder is already signed at the model's resolution: images are
             used whole (no crops, no rescaling, which would move the signature).
@@ -78,6 +87,7 @@ class FinetuneConfig:
     lr: float = 1e-4
     ema_decay: float = 0.999
     max_grad_norm: float = 1.0
+    detector_weight: float = 0.0
     low_t_fraction: float = 0.8
     low_t_max: int = 100
     self_samples: int = 512
@@ -100,6 +110,8 @@ class FinetuneConfig:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.low_t_fraction <= 1 or self.low_t_max < 1:
             raise ConfigError("low_t_fraction must be in [0, 1] and low_t_max >= 1")
+        if self.detector_weight < 0 or (self.detector_weight and self.kit is None):
+            raise ConfigError("--detector-weight needs a full kit (--kit) and must be >= 0")
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 

@@ -111,31 +111,21 @@ def run_speed(kit: Kit, size: int, batch: int = 16) -> dict:
 
 
 def run_imwatermark_speed(size: int, num: int) -> dict:
-    import cv2
-    from imwatermark import WatermarkDecoder, WatermarkEncoder
+    """Embed / decode speed of the invisible-watermark baselines (advsig.bench.methods)."""
+    from advsig.bench.methods import IMWATERMARK_METHODS, create_method
 
-    photo = embedded_images("test")[0][1]
-    img = cv2.resize(to_uint8(photo)[:, :, ::-1].copy(), (size, size))
-    WatermarkEncoder.loadModel()
+    photo = F.interpolate(embedded_images("test")[0][1][None], size=(size, size),
+                          mode="bicubic", antialias=True)[0].clamp(0, 1)  # fmt: skip
+    message = torch.tensor([1.0, 0.0] * 16)
     out = {}
-    for method in ("dwtDct", "dwtDctSvd", "rivaGan"):
-        enc = WatermarkEncoder()
-        enc.set_watermark("bits", [1, 0] * 16)
-        dec = WatermarkDecoder("bits", 32)
-        if method == "rivaGan":
-            WatermarkDecoder.loadModel()
-        marked = enc.encode(img, method)
-        te = (
-            time_call(lambda m=method, e=enc: [e.encode(img, m) for _ in range(num)], repeats=1)
-            / num
-        )
-        td = (
-            time_call(
-                lambda m=method, d=dec, mk=marked: [d.decode(mk, m) for _ in range(num)], repeats=1
-            )
-            / num
-        )
-        out[method] = {"sign_img_per_s": 1 / te, "detect_img_per_s": 1 / td}
+    for name in IMWATERMARK_METHODS:
+        method = create_method(name)
+        marked = method.embed([photo], messages=[message])
+        te = time_call(lambda m=method: [m.embed([photo], messages=[message]) for _ in range(num)],
+                       repeats=1) / num  # fmt: skip
+        td = time_call(lambda m=method, mk=marked: [m.decode(mk) for _ in range(num)],
+                       repeats=1) / num  # fmt: skip
+        out[name] = {"sign_img_per_s": 1 / te, "detect_img_per_s": 1 / td}
     return out
 
 

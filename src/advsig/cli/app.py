@@ -21,9 +21,9 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from advsig.cli import demo, detect, generators, kits, registry, serve, sign, train
+    from advsig.cli import bench, demo, detect, generators, kits, registry, serve, sign, train
 
-    for module in (demo, train, sign, detect, generators, registry, serve, kits):
+    for module in (demo, train, sign, detect, generators, registry, serve, kits, bench):
         module.register(app)
 
 

@@ -15,6 +15,12 @@ from advsig.attacks.base import (
     Resize,
     create_attack,
 )
+from advsig.attacks.regeneration import (
+    AutoencoderReencode,
+    DiffusionPurification,
+    regeneration_grid,
+)
+from advsig.attacks.restoration import RestorationAttack, Restorer, train_restorer
 from advsig.attacks.standard import (
     Brightness,
     Contrast,
@@ -29,16 +35,22 @@ __all__ = [
     "ATTACKS",
     "JPEG",
     "Attack",
+    "AutoencoderReencode",
     "Brightness",
     "CenterCrop",
     "Compose",
     "Contrast",
+    "DiffusionPurification",
     "GaussianBlur",
     "GaussianNoise",
     "HorizontalFlip",
     "Identity",
     "Resize",
+    "RestorationAttack",
+    "Restorer",
     "Rotate",
     "create_attack",
+    "regeneration_grid",
     "standard_grid",
+    "train_restorer",
 ]

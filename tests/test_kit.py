@@ -138,3 +138,24 @@ def test_scale_search_reads_the_best_rescaling_and_round_trips(tmp_path):
     assert torch.equal(again.logits(x), searched)
     with pytest.raises(ConfigError, match="detect_scales"):
         Kit(kit.injector, kit.detector, detect_scales=(0.0,))
+
+
+def test_per_size_calibration_sets_each_images_threshold():
+    import numpy as np
+
+    from advsig.codes.calibration import StratifiedCalibration
+
+    kit = _kit()
+    rng = np.random.default_rng(0)
+    # Small images: heavy clean tail (high threshold); larger ones: a light one.
+    kit.calibration = StratifiedCalibration.fit(
+        {"32px": rng.normal(5.0, 1.0, 400), "64px": rng.normal(-5.0, 1.0, 400)}
+    )
+    worst = kit.threshold(1e-2)
+    assert kit.threshold(1e-2, size=(40, 48)) == pytest.approx(worst)  # 40 px -> the 32 stratum
+    assert kit.threshold(1e-2, size=(80, 64)) < worst - 5  # 64 px and more -> the 64 stratum
+    assert kit.threshold(1e-2, size=(20, 20)) == pytest.approx(worst)  # below all: the smallest
+    small, large = torch.rand(3, 40, 40), torch.rand(3, 72, 72)
+    res = kit.detect([small, large], fpr=1e-2)
+    assert res[0].threshold == pytest.approx(kit.threshold(1e-2, size=(40, 40)))
+    assert res[1].threshold == pytest.approx(kit.threshold(1e-2, size=(72, 72)))

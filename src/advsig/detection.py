@@ -63,7 +63,10 @@ def detect_files(
         nonlocal batch, paths, pixels
         if batch:
             logits = kit.logits(batch, batch_size=batch_size)
-            results.extend(kit.results_from_logits(logits, fpr=fpr, paths=[str(p) for p in paths]))
+            sizes = [tuple(w.shape[-2:]) for w in batch]
+            results.extend(
+                kit.results_from_logits(logits, fpr=fpr, paths=[str(p) for p in paths], sizes=sizes)
+            )
             bar.update(len(batch))
         batch, paths, pixels = [], [], 0
 

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from advsig.codes.bits import bits_to_hex, hex_to_bits
 from advsig.codes.calibration import Calibration, StratifiedCalibration, calibration_from_dict
 from advsig.config import DetectorConfig, InjectorConfig
-from advsig.data.datasets import fit_within
+from advsig.data.datasets import fit_within, fitted_size
 from advsig.errors import CheckpointError, ConfigError, KitNotFoundError
 from advsig.models.detector import SignatureDetector
 from advsig.models.injector import SignatureInjector
@@ -233,9 +233,20 @@ class Kit:
             raise ConfigError("this kit's detector is not calibrated yet (no thresholds)")
         return self.calibration
 
-    def threshold(self, fpr: float) -> float:
-        """Score threshold whose false-positive rate on clean images is ``fpr``."""
-        return self._require_calibration().threshold(fpr)[0]
+    def threshold(self, fpr: float, *, size: tuple[int, int] | None = None) -> float:
+        """Score threshold whose false-positive rate on clean images is ``fpr``.
+
+        With ``size`` (an image's height, width), the threshold calibrated for images of that
+        size when the kit has per-size calibration; without it, the worst case over sizes.
+        """
+        return self._calibration_for(size).threshold(fpr)[0]
+
+    def _calibration_for(self, size: tuple[int, int] | None) -> Calibration | StratifiedCalibration:
+        cal = self._require_calibration()
+        if size is None or not isinstance(cal, StratifiedCalibration):
+            return cal
+        h, w = fitted_size(int(size[0]), int(size[1]), self.work_size)
+        return cal.for_size(min(h, w))
 
     def thresholds(self) -> dict[str, dict]:
         """Thresholds at the standard FPRs, with whether each is extrapolated."""
@@ -388,13 +399,22 @@ class Kit:
         return detector(tiles).view(len(corners), b, -1).mean(dim=0)  # (b, 1 + num_bits)
 
     def results_from_logits(
-        self, logits: torch.Tensor, *, fpr: float = 1e-3, paths: Sequence[str | None] | None = None
+        self,
+        logits: torch.Tensor,
+        *,
+        fpr: float = 1e-3,
+        paths: Sequence[str | None] | None = None,
+        sizes: Sequence[tuple[int, int]] | None = None,
     ) -> list[DetectionResult]:
-        """Turn raw outputs into :class:`DetectionResult` at the threshold for ``fpr``."""
-        cal = self._require_calibration()
-        threshold = cal.threshold(fpr)[0]
+        """Turn raw outputs into :class:`DetectionResult` at the threshold for ``fpr``.
+
+        ``sizes`` (each image's height, width) selects per-size thresholds where the kit has
+        them; without it every image gets the worst case over sizes.
+        """
         results = []
         for i, row in enumerate(logits):
+            cal = self._calibration_for(None if sizes is None else tuple(sizes[i]))
+            threshold = cal.threshold(fpr)[0]
             score = float(row[0])
             signed = score >= threshold
             bit_logits = row[1:]
@@ -422,4 +442,7 @@ class Kit:
         batch_size: int = 16,
     ) -> list[DetectionResult]:
         """Is each image signed (at false-positive rate ``fpr``), and which code does it carry."""
-        return self.results_from_logits(self.logits(images, batch_size=batch_size), fpr=fpr)
+        items, _ = self._as_list(images)
+        sizes = [tuple(img.shape[-2:]) for img in items]
+        logits = self.logits(items, batch_size=batch_size)
+        return self.results_from_logits(logits, fpr=fpr, sizes=sizes)

@@ -75,8 +75,9 @@ class WatermarkMethod:
         methods need it to score; methods with a detector ignore it)."""
         raise NotImplementedError
 
-    def threshold(self, fpr: float) -> float | None:
-        """The method's own score threshold for ``fpr`` on unwatermarked images, if it has one."""
+    def threshold(self, fpr: float, *, size: tuple[int, int] | None = None) -> float | None:
+        """The method's own score threshold for ``fpr`` on unwatermarked images of ``size``
+        (height, width; None = any size), if it has one."""
         return None
 
     def __repr__(self) -> str:
@@ -110,8 +111,8 @@ class AdvsigMethod(WatermarkMethod):
         bits = (logits[:, 1:] > 0).float() if self.num_bits else None
         return DetectionScores(scores=logits[:, 0].numpy().astype(float), bits=bits)
 
-    def threshold(self, fpr):
-        return self.kit.threshold(fpr)
+    def threshold(self, fpr, *, size=None):
+        return self.kit.threshold(fpr, size=size)
 
 
 def _embedder(method: str) -> Callable:
@@ -221,7 +222,7 @@ class InvisibleWatermarkMethod(WatermarkMethod):
         scores = (bits == truth).sum(dim=1).numpy().astype(float)
         return DetectionScores(scores=scores, bits=bits)
 
-    def threshold(self, fpr):
+    def threshold(self, fpr, *, size=None):
         # Flag when matches > t: the smallest t with P(Binomial(n, 1/2) > t) <= fpr.
         n = self.num_bits
         for t in range(n + 1):

@@ -452,10 +452,11 @@ def run_bench(config: BenchConfig, *, progress: bool = True) -> dict:
     wanted_methods = {m.name for m in methods}
     rows = [r for r in rows if r["attack"] in wanted_attacks and r["image"] in wanted_images
             and r["method"] in wanted_methods]  # fmt: skip
+    crop = (config.size, config.size) if config.size else None  # per-size kit thresholds
     method_info = {
         m.name: {
             "repr": repr(m), "num_bits": m.num_bits,
-            "thresholds": {f"{f:g}": _finite(m.threshold(f)) for f in FPRS},
+            "thresholds": {f"{f:g}": _finite(m.threshold(f, size=crop)) for f in FPRS},
         }
         for m in methods
     }  # fmt: skip

@@ -116,6 +116,20 @@ class StratifiedCalibration:
     def threshold(self, fpr: float) -> tuple[float, bool]:
         return max(c.threshold(fpr) for c in self.strata.values())
 
+    def for_size(self, side: int) -> Calibration:
+        """The calibration for an image whose shorter working side is ``side`` pixels.
+
+        The stratum of the largest calibrated size not above ``side`` (the smallest stratum
+        below every size): clean tails shrink as images grow (more tiles averaged), so a
+        smaller stratum's threshold is conservative for a larger image.
+        """
+        sizes = sorted((int(k.removesuffix("px")), k) for k in self.strata)
+        chosen = sizes[0][1]
+        for size, key in sizes:
+            if size <= side:
+                chosen = key
+        return self.strata[chosen]
+
     def to_dict(self) -> dict:
         return {"strata": {k: c.to_dict() for k, c in self.strata.items()}}
 

@@ -234,7 +234,7 @@ def create_app(kit: Kit, registry: Registry, settings: ServeSettings | None = No
                 logger.warning("detection failed for %s: %s", name, row)
                 results.append(_error_result(name, f"{name}: detection failed ({row})", fpr))
             else:
-                res = kit.results_from_logits(row[None], fpr=fpr)[0]
+                res = kit.results_from_logits(row[None], fpr=fpr, sizes=[item.shape[-2:]])[0]
                 results.append(dataclasses.replace(res, path=name))
         return results
 

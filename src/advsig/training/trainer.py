@@ -306,7 +306,7 @@ def calibrate(
         psnrs.append(-10 * math.log10(max(F.mse_loss(signed, img).item(), 1e-12)))
         out = kit.logits(signed)[0]
         for f in STANDARD_FPRS:
-            hits[f].append(float(out[0]) >= kit.threshold(f))
+            hits[f].append(float(out[0]) >= kit.threshold(f, size=tuple(img.shape[-2:])))
         if kit.num_bits:
             bit_accs.append(((out[1:] > 0).float() == bits).float().mean().item())
     return {

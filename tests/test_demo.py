@@ -27,20 +27,27 @@ def test_demo_writes_report_panels_and_summary(trained_tiny_kit, tmp_path):
 
 
 def test_demo_generator_section_writes_summary_report_and_grids(tmp_path):
-    """The generator story's wiring at reduced size (too few steps for the signature to pass)."""
+    """Every family's wiring at reduced size (too few steps for the signature to pass)."""
     out = tmp_path / "demo"
+    families = ("ddpm", "ldm", "gan")
     summary = run_demo(
-        out, kit="base", generators=("ddpm",), finetune_steps=DEMO_TEST_STEPS,
+        out, kit="base", generators=families, finetune_steps=DEMO_TEST_STEPS,
         num_samples=DEMO_TEST_SAMPLES,
     )  # fmt: skip
     data = json.loads((out / "summary.json").read_text())
-    entry = data["generators"]["ddpm"]
-    assert entry == json.loads(json.dumps(summary.generators["ddpm"]))
-    for key in ("signed_flag_rate", "original_flag_rate", "control_flag_rate", "bit_accuracy"):
-        assert 0 <= entry[key] <= 1
-    assert entry["num_samples"] == DEMO_TEST_SAMPLES and entry["finetune_steps"] == DEMO_TEST_STEPS
-    assert entry["original_flag_rate"] <= 1 / DEMO_TEST_SAMPLES  # the shipped DDPM is unsigned
+    assert set(data["generators"]) == set(families)
+    keys = set(data["generators"]["ddpm"])
     report = (out / "report.md").read_text()
-    assert "## Signing a generator" in report
-    for role in ("original", "control", "signed"):
-        assert (out / "generators" / f"ddpm-{role}.png").is_file()
+    for family in families:
+        entry = data["generators"][family]
+        assert set(entry) == keys  # the same keys for every family
+        assert entry == json.loads(json.dumps(summary.generators[family]))
+        for key in ("signed_flag_rate", "original_flag_rate", "control_flag_rate", "bit_accuracy"):
+            assert 0 <= entry[key] <= 1
+        assert entry["num_samples"] == DEMO_TEST_SAMPLES
+        assert entry["finetune_steps"] == DEMO_TEST_STEPS
+        assert entry["original_flag_rate"] <= 1 / DEMO_TEST_SAMPLES  # shipped models are unsigned
+        for role in ("original", "control", "signed"):
+            assert (out / "generators" / f"{family}-{role}.png").is_file()
+    assert {entry["family"] for entry in data["generators"].values()} == {"pixel", "latent", "gan"}
+    assert report.count("## Signing a generator") == 3

@@ -44,8 +44,8 @@ DEMO_GENERATORS: dict[str, DemoRecipe] = {
         what="fine-tuned on crops signed by the kit's injector (the paper's recipe)",
     ),
     "ldm": DemoRecipe(
-        "tiny latent diffusion, 32x32", "ldm-32", "decoder", steps=400, lr=1e-3,
-        detector_weight=1e-3,
+        "tiny latent diffusion, 32x32", "ldm-32", "decoder", steps=600, lr=1e-3,
+        detector_weight=3e-3,
         what="its autoencoder's decoder fine-tuned so that decoding any latent gives the "
         "signed image, guided by the kit's detector (the denoiser is untouched)",
     ),

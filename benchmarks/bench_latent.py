@@ -60,13 +60,21 @@ def main() -> None:
     parser.add_argument("--sample-steps", type=int, default=25)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/bench-ldm")
+    parser.add_argument(
+        "--detector-weight",
+        type=float,
+        default=0.0,
+        help="decoder: weight of the kit's detector in the loss (0 = pixel only)",
+    )
+    parser.add_argument("--results", default=str(RESULTS / "generators-ldm32.json"))
     args = parser.parse_args()
 
     t0 = time.time()
     kit = Kit.from_pretrained(args.kit)
     code = random_code(kit.num_bits, torch.Generator().manual_seed(args.seed + 1))
     signed, signed_s = finetune(args, "signed", kit=args.kit, code=code, strategy="decoder",
-                                steps=args.steps, lr=args.lr)  # fmt: skip
+                                steps=args.steps, lr=args.lr,
+                                detector_weight=args.detector_weight)  # fmt: skip
     control, control_s = finetune(args, "control", kit=None, strategy="decoder",
                                   steps=args.steps, lr=args.lr)  # fmt: skip
     models = {
@@ -95,6 +103,7 @@ def main() -> None:
         "fpr": 1e-3,
         "decoder": {
             "steps": args.steps, "lr": args.lr, "batch_size": args.batch_size,
+            "detector_weight": args.detector_weight,
             "wall_time_s": {"signed": signed_s, "control": control_s},
             **evaluation,
         },
@@ -108,8 +117,8 @@ def main() -> None:
     }  # fmt: skip
     out = Path(args.out) / "results.json"
     out.write_text(json.dumps(results, indent=2))
-    RESULTS.mkdir(exist_ok=True)
-    shutil.copy(out, RESULTS / "generators-ldm32.json")
+    Path(args.results).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(out, args.results)
     det = evaluation["detection"]
     for role in ("original", "control", "signed"):
         print(f"{role:9s} flagged at FPR 1e-3: {det[role]['flag_rate_1e-3']:.3f}")

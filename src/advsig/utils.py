@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,3 +31,27 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     """Write a text file atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def temp_sibling_dir(out: str | Path) -> Path:
+    """A fresh temporary sibling folder of ``out`` to write a whole output folder into."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    return tmp
+
+
+def swap_in_dir(tmp: Path, out: str | Path) -> Path:
+    """Replace ``out`` with the finished ``tmp`` folder (the old one is moved aside, then removed).
+
+    Why: a crash mid-save leaves either the old folder or the new one, never a mix.
+    """
+    out = Path(out)
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    if out.exists():
+        os.replace(out, old)
+    os.replace(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
+    return out

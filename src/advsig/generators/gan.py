@@ -25,9 +25,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
-import os
 import re
-import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -39,6 +37,7 @@ from advsig.generators.base import GAN_CONFIG_NAME
 from advsig.generators.pixel import PROVENANCE_NAME, resolve_model_path
 from advsig.generators.sampling import initial_noise
 from advsig.models.modeling_utils import load_weights, save_weights
+from advsig.utils import swap_in_dir, temp_sibling_dir
 
 WEIGHTS_NAME = "generator.safetensors"
 DISCRIMINATOR_NAME = "discriminator.safetensors"
@@ -424,10 +423,7 @@ def save_gan(model: GanModel, out: str | Path, *, provenance: dict | None = None
     The discriminator is written (and named in ``generator.json``) only when the model has one.
     """
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    tmp = temp_sibling_dir(out)
     tmp.mkdir()
     spec = model.spec
     if model.discriminator is None:
@@ -440,9 +436,4 @@ def save_gan(model: GanModel, out: str | Path, *, provenance: dict | None = None
         save_weights(model.discriminator, tmp / DISCRIMINATOR_NAME)
     if provenance is not None:
         (tmp / PROVENANCE_NAME).write_text(json.dumps(provenance, indent=2), encoding="utf-8")
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    if out.exists():
-        os.replace(out, old)
-    os.replace(tmp, out)
-    shutil.rmtree(old, ignore_errors=True)
-    return out
+    return swap_in_dir(tmp, out)

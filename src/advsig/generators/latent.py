@@ -13,8 +13,6 @@ one from the UNet to :meth:`LatentDiffusion.decode`.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from torch import nn
 
 from advsig.errors import CheckpointError, ConfigError
 from advsig.generators.pixel import PROVENANCE_NAME, resolve_model_path
+from advsig.utils import swap_in_dir, temp_sibling_dir
 
 # Pipelines whose extra conditioning (a second text encoder, image embeddings) advsig cannot feed.
 _UNSUPPORTED_COMPONENTS = ("text_encoder_2", "image_encoder", "prior")
@@ -317,10 +316,7 @@ def save_latent_diffusion(
 ) -> Path:
     """Write an ``LDMPipeline`` / ``StableDiffusionPipeline`` folder atomically (+ advsig.json)."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    tmp = temp_sibling_dir(out)
     was = model.device
     try:
         _pipeline(model).save_pretrained(tmp, safe_serialization=True)
@@ -333,12 +329,7 @@ def save_latent_diffusion(
             provenance = {"prompt": model.prompt, "guidance_scale": model.guidance_scale,
                           **provenance}  # fmt: skip
         (tmp / PROVENANCE_NAME).write_text(json.dumps(provenance, indent=2), encoding="utf-8")
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    if out.exists():
-        os.replace(out, old)
-    os.replace(tmp, out)
-    shutil.rmtree(old, ignore_errors=True)
-    return out
+    return swap_in_dir(tmp, out)
 
 
 def tiny_vq_config(latent_channels: int = 4) -> dict:

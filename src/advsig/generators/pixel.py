@@ -7,8 +7,6 @@ advsig reads and writes plain diffusers folders, so a signed model loads with
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -16,6 +14,7 @@ from pathlib import Path
 import torch
 
 from advsig.errors import CheckpointError, ConfigError
+from advsig.utils import swap_in_dir, temp_sibling_dir
 
 # Written next to model_index.json by advsig: what was done to the model (ignored by diffusers).
 PROVENANCE_NAME = "advsig.json"
@@ -126,10 +125,7 @@ def save_pixel_diffusion(model: PixelDiffusion, out: str | Path, *, provenance: 
     from diffusers import DDPMPipeline
 
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    tmp = temp_sibling_dir(out)
     unet = model.unet
     was_device = next(unet.parameters()).device
     DDPMPipeline(unet=unet.cpu(), scheduler=model.scheduler).save_pretrained(
@@ -138,12 +134,7 @@ def save_pixel_diffusion(model: PixelDiffusion, out: str | Path, *, provenance: 
     unet.to(was_device)
     if provenance is not None:
         (tmp / PROVENANCE_NAME).write_text(json.dumps(provenance, indent=2), encoding="utf-8")
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    if out.exists():
-        os.replace(out, old)
-    os.replace(tmp, out)
-    shutil.rmtree(old, ignore_errors=True)
-    return out
+    return swap_in_dir(tmp, out)
 
 
 def tiny_unet_config(sample_size: int = 32) -> dict:

@@ -159,3 +159,30 @@ def test_per_size_calibration_sets_each_images_threshold():
     res = kit.detect([small, large], fpr=1e-2)
     assert res[0].threshold == pytest.approx(kit.threshold(1e-2, size=(40, 40)))
     assert res[1].threshold == pytest.approx(kit.threshold(1e-2, size=(72, 72)))
+
+
+def test_v1_kits_load_unbound_and_unknown_formats_fail_by_name(tmp_path, caplog):
+    kit = Kit.from_pretrained("base")  # shipped before signature v2 (format 1)
+    assert not kit.bound and kit.injector.binding is None and kit.detector.binding is None
+    assert "signature v1 kit" in caplog.text
+    kit.save_pretrained(tmp_path / "resaved", include_detector=False)
+    again = Kit.from_pretrained(tmp_path / "resaved")  # now format 2, still v1 signature
+    x = torch.rand(1, 3, 64, 64)
+    assert not again.bound and torch.equal(again.sign(x, code=5), kit.sign(x, code=5))
+    cfg_path = tmp_path / "resaved" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["advsig_kit"] = 99
+    cfg_path.write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match="format 99.*retrain"):
+        Kit.from_pretrained(tmp_path / "resaved")
+
+
+def test_injector_and_detector_keyed_differently_are_refused():
+    injector = create_model("injector-tiny", num_bits=4)
+    detector = create_model("detector-tiny", num_bits=4)
+    injector.rekey(b"a" * 32)
+    detector.rekey(b"b" * 32)
+    with pytest.raises(ConfigError, match="keyed differently"):
+        Kit(injector, detector)
+    detector.rekey(b"a" * 32)
+    assert Kit(injector, detector).bound

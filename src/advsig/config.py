@@ -23,6 +23,16 @@ def _from_dict(cls, data: dict[str, Any]):
     return cls(**kwargs)
 
 
+def _check_binding(cfg) -> None:
+    if cfg.binding not in ("content", "none"):
+        raise ConfigError(f"binding must be 'content' or 'none', got {cfg.binding!r}")
+    if cfg.binding_cell < 2 or cfg.binding_channels < 1:
+        raise ConfigError(
+            f"binding_cell must be >= 2 and binding_channels >= 1, got "
+            f"{cfg.binding_cell!r} and {cfg.binding_channels!r}"
+        )
+
+
 @dataclass(frozen=True)
 class InjectorConfig:
     """Signature injector W: a small UNet predicting a bounded residual, conditioned on bits.
@@ -44,6 +54,13 @@ class InjectorConfig:
             RMS is at most that of this PSNR (dB, at the working resolution). Why: with only the
             tanh bound, the detection loss drives the residual into saturation, where gradients
             vanish and the code is never learned; a budget keeps training in the linear regime.
+            v2 (bound) injectors are scaled to exactly this RMS, up or down.
+        binding: ``"content"`` (signature v2: the code texture is multiplied by a keyed mask of
+            the image's own coarse content, see ``advsig.modules.binding``; carriers and mask
+            derive from the kit's key) or ``"none"`` (v1 kits: one fixed texture per code,
+            forgeable by transplanting it; carriers from ``carrier_seed``).
+        binding_cell / binding_channels: cell side (pixels at the working resolution) and width
+            of the mask network.
     """
 
     base_channels: int = 32
@@ -54,11 +71,15 @@ class InjectorConfig:
     periods: tuple[int, ...] = (4, 8, 16, 32)
     cond_dim: int = 64
     patch_size: int = 1
-    carrier_band: tuple[float, float] = (0.04, 0.2)
+    carrier_band: tuple[float, float] = (0.06, 0.22)
     carrier_seed: int = 0
     target_psnr: float | None = None
+    binding: str = "content"
+    binding_cell: int = 8
+    binding_channels: int = 8
 
     def __post_init__(self) -> None:
+        _check_binding(self)
         if self.patch_size not in (1, 2, 4, 8):
             raise ConfigError(f"patch_size must be 1, 2, 4 or 8, got {self.patch_size!r}")
         if self.num_bits < 0 or self.num_bits > 256:
@@ -89,6 +110,11 @@ class DetectorConfig:
         num_bits: number of bit logits.
         stem_patch: pixel-unshuffle factor of the stem (lossless, cheaper than a stride-1 stem).
         norm: ``"group"`` (default; see ``advsig.modules.blocks.make_norm``) or ``"batch"``.
+        binding / binding_cell / binding_channels: as for the injector (they must match it).
+            With ``"content"`` F reads ``highpass(y) * M(y)``, the image demodulated by its own
+            keyed mask, never the raw pixels: a fixed pattern carries nothing F can use.
+        highpass_sigma: blur (pixels) subtracted before demodulation; it removes most of the
+            image's own energy, which the mask would otherwise modulate into the code's band.
     """
 
     arch: str = "resnet"
@@ -98,8 +124,13 @@ class DetectorConfig:
     num_bits: int = 32
     stem_patch: int = 1
     norm: str = "group"
+    binding: str = "content"
+    binding_cell: int = 8
+    binding_channels: int = 8
+    highpass_sigma: float = 4.0
 
     def __post_init__(self) -> None:
+        _check_binding(self)
         if self.arch not in ("resnet", "resnet34"):
             raise ConfigError(f"detector arch must be 'resnet' or 'resnet34', got {self.arch!r}")
         if self.norm not in ("group", "batch"):
@@ -154,6 +185,19 @@ class TrainConfig:
             calibrating; ``(1.0,)`` reads images only as they are.
         calibration_min_size: smallest clean crop side used for calibration (default: one
             tile). Smaller images are still scored, outside the stated false-positive rates.
+        key_file: the kit's secret key (hex); a new random key is written there if the file is
+            absent. Default: ``out/signature.key``. Never copied into ``config.json``.
+        binding: ``"content"`` (signature v2) or ``"none"`` (v1, for comparisons).
+        transplant_weight: weight of the forgery negatives in F's loss: each clean crop plus
+            another crop's residual, and plus the batch's mean residual (rescaled to a single
+            residual's energy), both labelled clean. Why: it teaches F that a signature is only
+            valid on the image it was made for, and W (through the same gradient) to make
+            residuals that do not verify elsewhere.
+        negative_label: target probability for clean images and forgeries (0 = hard labels).
+            Why: with hard labels, easy clean images drift to very negative scores while
+            forgeries stop where their loss is already small; the threshold, set on the clean
+            tail, then sits below the forgeries. A common soft target gives both the same
+            optimum score.
     """
 
     data: str
@@ -189,8 +233,16 @@ class TrainConfig:
     shift: int = 0
     detect_scales: tuple[float, ...] = (1.0,)
     calibration_min_size: int | None = None
+    key_file: str | None = None
+    binding: str = "content"
+    transplant_weight: float = 4.0
+    negative_label: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.binding not in ("content", "none"):
+            raise ConfigError(f"binding must be 'content' or 'none', got {self.binding!r}")
+        if self.transplant_weight < 0:
+            raise ConfigError(f"transplant_weight must be >= 0, got {self.transplant_weight!r}")
         if self.shift < 0:
             raise ConfigError(f"shift must be >= 0, got {self.shift!r}")
         if self.augment not in ("paper", "robust", "none"):

@@ -43,3 +43,7 @@ class ImageTooSmallError(ImageError):
 
 class OutputError(AdvsigError):
     """An output location that would overwrite an input or is otherwise unusable."""
+
+
+class KeyFileError(ConfigError):
+    """A kit key file that cannot be read, is malformed, or would be exposed."""

@@ -44,7 +44,10 @@ logger = logging.getLogger(__name__)
 CONFIG_NAME = "config.json"
 INJECTOR_NAME = "injector.safetensors"
 DETECTOR_NAME = "detector.safetensors"
-KIT_FORMAT = 1
+KIT_FORMAT = 2
+# Format 1 kits (before signature v2) hold one fixed texture per code: they still load, with a
+# warning, because their signature can be transplanted onto any photo (see BENCHMARKS.md).
+LEGACY_FORMATS = (1,)
 STANDARD_FPRS = (1e-2, 1e-3, 1e-4)
 
 
@@ -80,6 +83,23 @@ def resolve_kit_path(name_or_path: str | Path, *, revision: str | None = None) -
     )
 
 
+def _check_same_key(injector: SignatureInjector, detector: SignatureDetector) -> None:
+    """W and F must agree on binding and on the keyed mask, or F cannot read W's signature."""
+    wb, fb = injector.binding, detector.binding
+    if (wb is None) != (fb is None):
+        raise ConfigError("injector and detector disagree on content binding (v1 vs v2)")
+    if wb is None:
+        return
+    same = (
+        wb.cell == fb.cell
+        and wb.conv1.shape == fb.conv1.shape
+        and torch.equal(wb.conv1.cpu(), fb.conv1.cpu())
+        and torch.equal(wb.conv2.cpu(), fb.conv2.cpu())
+    )
+    if not same:
+        raise ConfigError("injector and detector were keyed differently (content masks differ)")
+
+
 @dataclass
 class _Prepared:
     index: int
@@ -107,6 +127,8 @@ class Kit:
         calibration: Calibration | StratifiedCalibration | None = None,
         training: dict | None = None,
         detect_scales: Sequence[float] = (1.0,),
+        key_fingerprint: str | None = None,
+        upscale_within_work: bool = False,
     ) -> None:
         if detector is not None and detector.config.num_bits != injector.config.num_bits:
             raise ConfigError(
@@ -122,6 +144,15 @@ class Kit:
         self.detect_scales = tuple(float(v) for v in detect_scales)
         if not self.detect_scales or any(not 0.25 <= v <= 4 for v in self.detect_scales):
             raise ConfigError(f"detect_scales must be in [0.25, 4], got {detect_scales!r}")
+        self.key_fingerprint = key_fingerprint
+        self.upscale_within_work = bool(upscale_within_work)
+        if detector is not None:
+            _check_same_key(injector, detector)
+
+    @property
+    def bound(self) -> bool:
+        """Whether the signature is bound to each image's content (v2) or one texture (v1)."""
+        return self.injector.binding is not None
 
     @property
     def num_bits(self) -> int:
@@ -147,6 +178,8 @@ class Kit:
             "work_size": self.work_size,
             "tile_size": self.tile_size,
             "detect_scales": list(self.detect_scales),
+            "key_fingerprint": self.key_fingerprint,
+            "upscale_within_work": self.upscale_within_work,
             "injector": self.injector.config.to_dict(),
             "detector": self.detector.config.to_dict() if det else None,
             "calibration": cal.to_dict() if cal else None,
@@ -187,11 +220,20 @@ class Kit:
             cfg = json.loads(cfg_file.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise CheckpointError(f"{cfg_file}: invalid JSON ({exc})") from exc
-        if not isinstance(cfg, dict) or cfg.get("advsig_kit") != KIT_FORMAT:
-            raise CheckpointError(f"{cfg_file}: not an advsig kit config (format {KIT_FORMAT})")
+        fmt = cfg.get("advsig_kit") if isinstance(cfg, dict) else None
+        if fmt not in (KIT_FORMAT, *LEGACY_FORMATS):
+            raise CheckpointError(
+                f"{cfg_file}: not an advsig kit config (format {fmt!r}; this advsig reads "
+                f"formats {', '.join(map(str, (*LEGACY_FORMATS, KIT_FORMAT)))}); "
+                "upgrade advsig or retrain the kit with `advsig train`"
+            )
         try:
-            inj_cfg = InjectorConfig.from_dict(cfg["injector"])
-            det_cfg = DetectorConfig.from_dict(cfg["detector"]) if cfg.get("detector") else None
+            inj_dict, det_dict = cfg["injector"], cfg.get("detector")
+            if fmt in LEGACY_FORMATS:
+                inj_dict = {**inj_dict, "binding": "none"}
+                det_dict = {**det_dict, "binding": "none"} if det_dict else None
+            inj_cfg = InjectorConfig.from_dict(inj_dict)
+            det_cfg = DetectorConfig.from_dict(det_dict) if det_dict else None
             cal = calibration_from_dict(cfg["calibration"]) if cfg.get("calibration") else None
             work_size = int(cfg["work_size"])
             tile_size = int(cfg["tile_size"]) if cfg.get("tile_size") else None
@@ -213,9 +255,18 @@ class Kit:
                 calibration=cal,
                 training=cfg.get("training"),
                 detect_scales=scales,
+                key_fingerprint=cfg.get("key_fingerprint"),
+                upscale_within_work=bool(cfg.get("upscale_within_work", False)),
             )
         except ConfigError as exc:
             raise CheckpointError(f"{cfg_file}: {exc}") from exc
+        if not kit.bound:
+            logger.warning(
+                "%s: signature v1 kit (one texture per code, not bound to the image): its "
+                "signature can be lifted from a signed image and stamped onto real photos. "
+                "Retrain with `advsig train` for a content-bound, keyed v2 signature.",
+                path,
+            )
         return kit.to(device)
 
     # ----------------------------------------------------------------- thresholds
@@ -368,6 +419,10 @@ class Kit:
         Why a scale search: an image cropped and resized back, or downscaled, shows the
         signature magnified or shrunk; reading it at a few rescalings undoes that. The clean
         scores used for calibration go through the same search, so thresholds stay honest.
+        With ``upscale_within_work`` (v2 kits), scales above 1 are tried only while the image
+        stays within ``work_size``: a downscaled copy of a signed image is brought back to the
+        resolution it was signed at (where its content mask was computed), and full-size
+        images cost nothing extra.
         """
         if self.detect_scales == (1.0,):
             return self._tiled_detect(work)
@@ -377,6 +432,8 @@ class Kit:
             h, w = work.shape[-2:]
             size = (round(h * scale), round(w * scale))
             if min(size) < max(detector.min_size, self.tile_size or 0):
+                continue
+            if self.upscale_within_work and scale > 1 and max(size) > self.work_size:
                 continue
             view = work if scale == 1.0 else F.interpolate(
                 work, size=size, mode="bilinear", antialias=scale < 1, align_corners=False

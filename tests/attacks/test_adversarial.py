@@ -45,8 +45,11 @@ def strong_kit() -> Kit:
     """A tiny kit whose signature is its fixed fine code texture (40 dB), with a detector trained
     a few dozen steps to see it: estimation has something real to find and F responds to it."""
     torch.manual_seed(0)
-    injector = create_model("injector-tiny", num_bits=8, carrier_band=(0.2, 0.4))  # fine texture
-    detector = create_model("detector-tiny", num_bits=8)
+    # v1 (binding="none"): one fixed texture, which is what signature estimation can find.
+    injector = create_model(
+        "injector-tiny", num_bits=8, carrier_band=(0.2, 0.4), binding="none"
+    )  # fine texture
+    detector = create_model("detector-tiny", num_bits=8, binding="none")
     with torch.no_grad():
         injector.texture_gain.fill_(1.0)
     gen = torch.Generator().manual_seed(0)

@@ -37,10 +37,26 @@ def test_injector_keeps_size_and_bounds_residual(size):
     assert not torch.allclose(r[0], w.residual(x[:1], bits[1:])[0])
 
 
-def test_injector_starts_as_identity():
-    w = create_model("injector-tiny", num_bits=0)
+def test_v1_injector_starts_as_identity():
+    w = create_model("injector-tiny", num_bits=0, binding="none")
     x = torch.rand(1, 3, 40, 40)
     assert torch.equal(w(x), x)
+
+
+def test_v2_injector_starts_as_the_bound_texture_at_its_budget():
+    w = create_model("injector-tiny", num_bits=4)
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    bits = torch.tensor([[0, 1, 1, 0], [1, 1, 0, 0]]).float()
+    res = w.residual(x, bits)
+    rms = res.square().mean(dim=(1, 2, 3)).sqrt()
+    budget = 10 ** (-w.config.target_psnr / 20)
+    # Pinned to the budget (less what the +-max_delta bound clips off the texture's peaks).
+    assert ((rms > 0.8 * budget) & (rms <= budget * 1.001)).all()
+    from advsig.modules.blocks import code_texture
+
+    texture = code_texture(bits, 64, 64, w.carrier_freqs, w.carrier_phases) * w.binding(x)
+    cos = torch.nn.functional.cosine_similarity(res.flatten(1), texture.expand_as(res).flatten(1))
+    assert (cos > 0.9).all()
 
 
 def test_injector_requires_bits_of_the_right_shape():

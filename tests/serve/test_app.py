@@ -98,9 +98,10 @@ def _register_bits(registry, owner: str, bits: str, model: str) -> None:
 def test_attribute_names_the_matched_owner_only(
     client, keys, registry, png_bytes, photo_cache, tiny_kit
 ):
-    # The untrained tiny kit calls these photos signed at fpr 0.5 and decodes fixed bits;
-    # registering exactly those bits makes the answer known.
-    expected = tiny_kit.detect([load_image(photo_cache["astronaut"]).image], fpr=0.5)[0]
+    # The untrained tiny kit calls these photos signed at fpr 0.9 and decodes fixed bits;
+    # registering exactly those bits makes the answer known. (At 0.5 the astronaut sits just
+    # below the untrained v2 detector's threshold: a property of random weights, not of advsig.)
+    expected = tiny_kit.detect([load_image(photo_cache["astronaut"]).image], fpr=0.9)[0]
     assert expected.is_signed and expected.bits is not None
     (acme_code,) = [c.code for c in list_codes(registry, kit="tiny")]
     holder = "acme"
@@ -114,10 +115,10 @@ def test_attribute_names_the_matched_owner_only(
         ("a.png", png_bytes["astronaut"]), ("broken.png", b"not a png"),
         ("c.png", png_bytes["clock"]),
     )  # fmt: skip
-    r = client.post("/v1/attribute", files=files, params={"fpr": 0.5}, headers=_auth(keys.detect))
+    r = client.post("/v1/attribute", files=files, params={"fpr": 0.9}, headers=_auth(keys.detect))
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["fpr"] == 0.5 and body["confidence"] == 0.5
+    assert body["fpr"] == 0.9 and body["confidence"] == 0.5
     a, broken, c = body["results"]
     for x in (a, broken, c):
         assert x.keys() == DETECT_KEYS | {"owner", "attribution"}

@@ -37,9 +37,14 @@ def kits() -> None:
     for name in shipped_kits():
         k = Kit.from_pretrained(name)
         val = k.training.get("validation", {})
+        signature = (
+            f"signature v2 (content-bound, key {k.key_fingerprint})"
+            if k.bound
+            else "signature v1 (one texture per code: forgeable)"
+        )
         typer.echo(
             f"{name}: {k.num_bits} bits, work size {k.work_size}, "
-            f"val PSNR {val.get('psnr_db_mean', float('nan')):.1f} dB"
+            f"val PSNR {val.get('psnr_db_mean', float('nan')):.1f} dB, {signature}"
         )
 
 

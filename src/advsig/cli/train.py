@@ -39,12 +39,23 @@ def train(
     target_psnr: Annotated[
         float | None, typer.Option("--target-psnr", help="Injector fidelity budget in dB.")
     ] = None,
+    key_file: Annotated[
+        str | None,
+        typer.Option(
+            "--key-file",
+            help="The kit's secret key (hex). Created (mode 0600) if absent. "
+            "Default: OUT/signature.key. Keep it on the detector side; never ship it.",
+        ),
+    ] = None,
 ) -> None:
     """Train a signature injector W and detector F jointly, calibrate them, and write a kit.
 
     Runs on CPU, one GPU, or many with [bold]accelerate launch -m advsig train ...[/bold]
 
-    Example: advsig train --preset base --data photos/ --out my-kit --num-bits 32
+    The signature (v2) is bound to each image's content and keyed: carriers and content
+    mask derive from the key file, so kits with different keys do not flag each other.
+
+    Example: advsig train --preset base --data photos/ --out my-kit --key-file my-kit.key
     """
     from advsig.training.presets import preset_config
     from advsig.training.trainer import train_signature
@@ -52,7 +63,7 @@ def train(
     config = preset_config(
         preset, data=data, out=out, num_bits=num_bits, steps=steps, batch_size=batch_size,
         lr=lr, seed=seed, resume=resume, checkpoint_every=checkpoint_every, augment_max=augment_max,
-        init_kit=init_kit, target_psnr=target_psnr,
+        init_kit=init_kit, target_psnr=target_psnr, key_file=key_file,
     )  # fmt: skip
     kit = train_signature(config)
     val = kit.training.get("validation", {})

@@ -9,6 +9,7 @@ import torchvision
 from torch import nn
 
 from advsig.config import DetectorConfig
+from advsig.modules.binding import DEFAULT_KEY, ContentBinding, highpass
 from advsig.modules.blocks import BasicBlock, make_norm
 
 # ImageNet statistics: the paper's ResNet-34 expects them; harmless for the compact net.
@@ -30,9 +31,16 @@ class SignatureDetector(nn.Module):
 
     min_size = 32
 
-    def __init__(self, config: DetectorConfig) -> None:
+    def __init__(self, config: DetectorConfig, *, key: bytes | None = None) -> None:
         super().__init__()
         self.config = config
+        self.binding: ContentBinding | None = None
+        if config.binding == "content":
+            self.binding = ContentBinding(
+                cell=config.binding_cell,
+                channels=config.binding_channels,
+                key=key if key is not None else DEFAULT_KEY,
+            )
         self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
         out_dim = 1 + config.num_bits
@@ -68,7 +76,22 @@ class SignatureDetector(nn.Module):
         if p > 1 and (h % p or w % p):
             # Pixel-unshuffle needs sides divisible by p: reflect-pad the last row/column.
             x = torch.nn.functional.pad(x, (0, (-w) % p, 0, (-h) % p), mode="replicate")
-        return self.net((x - self.mean) / self.std)  # (B, 1 + num_bits)
+        return self.net(self.features(x))  # (B, 1 + num_bits)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """What the network reads: normalised pixels (v1), or the image's high-pass demodulated
+        by its own keyed content mask (v2). (B, 3, H, W)."""
+        if self.binding is None:
+            return (x - self.mean) / self.std
+        demodulated = highpass(x, self.config.highpass_sigma) * self.binding(x)  # (B, 3, H, W)
+        return demodulated / self.std
+
+    @torch.no_grad()
+    def rekey(self, key: bytes) -> None:
+        """Derive the content mask from ``key`` (v2 detectors only)."""
+        if self.binding is None:
+            raise ValueError("a v1 (binding='none') detector has no key")
+        self.binding.rekey(key)
 
     def save_pretrained(self, path: str | Path, *, dtype: torch.dtype | None = None) -> None:
         """Write the weights only (configs live in the kit's ``config.json``)."""

@@ -54,6 +54,7 @@ register_model(
         periods=(2, 4, 8),
         cond_dim=32,
         target_psnr=40.0,
+        binding_cell=4,
     ),
 )
 register_model("detector-paper", DetectorConfig(arch="resnet34"))
@@ -68,6 +69,7 @@ register_model(
         blocks_per_stage=(1, 1, 1),
         stem_patch=2,
         norm="batch",
+        binding_cell=4,
     ),
 )
 register_model(
@@ -94,11 +96,11 @@ def model_config(name: str, **overrides) -> InjectorConfig | DetectorConfig:
     return dataclasses.replace(_REGISTRY[name], **overrides)
 
 
-def build_model(config: InjectorConfig | DetectorConfig) -> nn.Module:
-    """Instantiate the network a config describes."""
+def build_model(config: InjectorConfig | DetectorConfig, *, key: bytes | None = None) -> nn.Module:
+    """Instantiate the network a config describes; v2 networks derive their carriers from ``key``."""
     if isinstance(config, InjectorConfig):
-        return SignatureInjector(config)
-    return SignatureDetector(config)
+        return SignatureInjector(config, key=key)
+    return SignatureDetector(config, key=key)
 
 
 def create_model(name: str, **overrides) -> nn.Module:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -9,12 +10,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from advsig.config import InjectorConfig
+from advsig.modules.binding import DEFAULT_KEY, ContentBinding, key_generator
 from advsig.modules.blocks import (
     FiLMResBlock,
     carrier_frequencies,
     code_texture,
     position_carriers,
 )
+
+_SOFTPLUS_ONE = math.log(math.e - 1)  # softplus(_SOFTPLUS_ONE) == 1
 
 
 class SignatureInjector(nn.Module):
@@ -29,7 +33,7 @@ class SignatureInjector(nn.Module):
         >>> signed = w(torch.rand(2, 3, 64, 64), torch.randint(0, 2, (2, 8)))
     """
 
-    def __init__(self, config: InjectorConfig) -> None:
+    def __init__(self, config: InjectorConfig, *, key: bytes | None = None) -> None:
         super().__init__()
         self.config = config
         c = config
@@ -44,9 +48,17 @@ class SignatureInjector(nn.Module):
         self.shuffle = nn.PixelShuffle(c.patch_size)
         # One-bit kits still get a fixed texture: the code of 16 zero bits.
         self.num_components = c.num_bits or 16
-        freqs, phases = carrier_frequencies(self.num_components, c.carrier_band, c.carrier_seed)
-        self.register_buffer("carrier_freqs", freqs, persistent=False)
-        self.register_buffer("carrier_phases", phases, persistent=False)
+        self.binding: ContentBinding | None = None
+        if c.binding == "content":
+            # Keyed carriers travel in the weights file (the key itself stays with the owner).
+            self.binding = ContentBinding(cell=c.binding_cell, channels=c.binding_channels)
+            self.register_buffer("carrier_freqs", torch.zeros(self.num_components, 2, 2))
+            self.register_buffer("carrier_phases", torch.zeros(self.num_components))
+            self.rekey(key if key is not None else DEFAULT_KEY)
+        else:
+            freqs, phases = carrier_frequencies(self.num_components, c.carrier_band, c.carrier_seed)
+            self.register_buffer("carrier_freqs", freqs, persistent=False)
+            self.register_buffer("carrier_phases", phases, persistent=False)
         in_ch = 4 * cells + 4 * len(c.periods)
         chans = [c.base_channels * m for m in c.channel_mult]
         self.head = nn.Conv2d(in_ch, chans[0], 3, padding=1)
@@ -80,8 +92,24 @@ class SignatureInjector(nn.Module):
         # ...while a per-channel skip passes the code texture straight to the residual, so F has
         # a readable code from step 0 and W learns to adapt it to each image. Without a budget
         # the skip starts closed (the paper's identity start).
-        gain = 0.0
+        # v2 (bound) injectors start from the keyed, content-modulated texture itself: W could
+        # otherwise learn a signature of its own that ignores the key and the content (measured:
+        # bit accuracy 0.5 after 1000 tiny steps with a closed skip).
+        gain = 1.0 if self.binding is not None else 0.0
         self.texture_gain = nn.Parameter(torch.full((3,), gain))
+
+    @torch.no_grad()
+    def rekey(self, key: bytes) -> None:
+        """Derive the code carriers and the content mask from ``key`` (v2 injectors only)."""
+        if self.binding is None:
+            raise ValueError("a v1 (binding='none') injector has no key")
+        freqs, phases = carrier_frequencies(
+            self.num_components, self.config.carrier_band, 0,
+            generator=key_generator(key, "carriers"),
+        )  # fmt: skip
+        self.carrier_freqs.copy_(freqs)
+        self.carrier_phases.copy_(phases)
+        self.binding.rekey(key)
 
     def _cond(self, bits: torch.Tensor | None, batch: int, device) -> torch.Tensor:
         if self.code_embed is None:
@@ -106,6 +134,8 @@ class SignatureInjector(nn.Module):
             bits if bits is not None else torch.zeros(b, self.num_components, device=x.device)
         )
         texture = code_texture(code_bits.float(), hp, wp, self.carrier_freqs, self.carrier_phases)
+        if self.binding is not None:
+            texture = texture * self.binding(xp)  # (B, 1, H', W'): bound to this image
         grid = self.unshuffle(torch.cat([xp * 2 - 1, texture], dim=1))  # (B, 4*p*p, H'/p, W'/p)
         gh, gw = grid.shape[-2:]
         carriers = position_carriers(gh, gw, self.config.periods, device=x.device)
@@ -123,14 +153,33 @@ class SignatureInjector(nn.Module):
                 h_ = F.interpolate(h_, size=skip.shape[-2:], mode="nearest")
             h_ = block(torch.cat([h_, skip], dim=1), cond)
             h_ = up(h_)
-        res = self.shuffle(self.out(F.silu(h_)))  # (B, 3, H', W')
-        res = res + self.texture_gain[None, :, None, None] * texture
+        learned = self.shuffle(self.out(F.silu(h_)))  # (B, 3, H', W')
+        gain = self.texture_gain[None, :, None, None]
+        if self.binding is None:  # v1: a learned residual plus the code texture
+            res = learned + gain * texture
+        else:
+            # v2: W only shapes the keyed, content-modulated texture (where and in which
+            # channel its energy goes: a non-negative gain map, 1 at initialisation). Measured
+            # with a free additive part instead: W grew a signature of its own that carried
+            # neither the key nor the code (bit accuracy 0.5).
+            res = gain * texture * F.softplus(learned + _SOFTPLUS_ONE)
+            res = self.binding.remove_cell_means(res)  # W cannot move the mask F will read
         if self.config.target_psnr is not None:
             budget = 10 ** (-self.config.target_psnr / 20)  # RMS in [0, 1] units
             rms = res.square().mean(dim=(1, 2, 3), keepdim=True).add(1e-12).sqrt()  # (B, 1, 1, 1)
-            res = res * (budget / rms).clamp(max=1.0)
+            # v1 scales down only; v2 pins every image's residual to the budget, so W decides
+            # where the energy goes, not how much (measured: with scale-down only, the forgery
+            # negatives drove W below its budget, 51 dB for a 48 dB budget, and the 32-bit code
+            # stayed at chance for the first 400 steps).
+            res = res * (
+                budget / rms if self.binding is not None else (budget / rms).clamp(max=1.0)
+            )
         d = self.config.max_delta
         res = d * torch.tanh(res / d)  # ~identity for small values, hard bound +-max_delta
+        if self.binding is not None:
+            # The bound's curvature moves cell means a little where the residual saturates:
+            # remove them again, and clip so the hard bound still holds.
+            res = self.binding.remove_cell_means(res).clamp(-d, d)
         return res[..., :h, :w]
 
     def forward(self, x: torch.Tensor, bits: torch.Tensor | None = None) -> torch.Tensor:

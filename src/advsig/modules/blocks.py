@@ -87,13 +87,18 @@ class BasicBlock(nn.Module):
 
 
 def carrier_frequencies(
-    num_components: int, band: tuple[float, float], seed: int
+    num_components: int,
+    band: tuple[float, float],
+    seed: int,
+    *,
+    generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Fixed random 2-D frequencies (cycles/pixel) for the code texture.
 
+    Drawn from ``generator`` when given (v2 kits: keyed), else from ``seed`` (v1 kits).
     Returns (freqs (n, 2, 2): per bit, the (fy, fx) used for bit 0 and for bit 1; phases (n,)).
     """
-    g = torch.Generator().manual_seed(seed)
+    g = generator if generator is not None else torch.Generator().manual_seed(seed)
     lo, hi = band
     radius = lo + (hi - lo) * torch.rand(num_components, 2, generator=g)  # (n, 2)
     angle = math.pi * torch.rand(num_components, 2, generator=g)  # (n, 2)

@@ -2,7 +2,8 @@
 
 ``paper`` follows the authors' script (64-channel UNet, ResNet-34, Adam 1e-4, lambda 0 -> 0.1 over
 20k steps, one-bit signature) and needs a GPU. ``base`` is advsig's default, sized to train on a
-CPU. ``robust`` hardens the base kit: it starts from its weights, spends 4 dB more of the
+CPU: a v2 (content-bound, keyed) signature at 48 dB, without geometric augmentation (rotations
+and flips move the content mask against the image; robustness to them is the robust kit's job). ``robust`` hardens the base kit: it starts from its weights, spends 4 dB more of the
 fidelity budget, and trains under the attack augmentations and shifted windows. ``small`` is for images of 32 to 64 pixels (the
 generators of ``advsig demo``), with a stronger signature (40 dB) that a generator learns quickly.
 ``tiny`` is for tests and ``advsig demo --train-kit``.
@@ -22,10 +23,10 @@ PRESETS: dict[str, dict] = {
         lambda_warmup=20_000, augment="paper", checkpoint_every=5000,
     ),
     "base": dict(
-        injector="injector-base", detector="detector-base", num_bits=32, steps=6000,
+        injector="injector-base", detector="detector-base", num_bits=32, steps=4000,
         batch_size=16, crop_size=96, lr=1e-3, lambda_min=0.0, lambda_max=1.0,
-        lambda_warmup=100, augment="paper", augment_start=2500, augment_ramp=1500,
-        checkpoint_every=250,
+        lambda_warmup=100, augment="none", checkpoint_every=250, target_psnr=48.0,
+        detect_scales=(1.0, 2.0),
     ),
     "robust": dict(
         injector="injector-base", detector="detector-base", num_bits=32, steps=3000,
@@ -37,8 +38,7 @@ PRESETS: dict[str, dict] = {
     "small": dict(
         injector="injector-small", detector="detector-small", num_bits=16, steps=3000,
         batch_size=32, crop_size=32, lr=2e-3, lambda_min=0.0, lambda_max=1.0,
-        lambda_warmup=50, augment="paper", augment_start=1500, augment_ramp=1000,
-        augment_max=0.5, checkpoint_every=250, num_calibration=7000,
+        lambda_warmup=50, augment="none", checkpoint_every=250, num_calibration=7000,
     ),
     "tiny": dict(
         injector="injector-tiny", detector="detector-tiny", num_bits=8, steps=600,

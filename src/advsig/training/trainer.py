@@ -25,9 +25,10 @@ from tqdm.auto import tqdm
 from advsig.codes.calibration import Calibration, StratifiedCalibration
 from advsig.config import TrainConfig
 from advsig.data.datasets import ImagePool, RandomCrops, resolve_training_data
-from advsig.errors import ConfigError
+from advsig.errors import CheckpointError, ConfigError
 from advsig.kit import STANDARD_FPRS, Kit
 from advsig.models.factory import build_model, model_config
+from advsig.signature_key import KEY_FILE_NAME, key_fingerprint, load_or_create_key, read_key
 from advsig.training.augment import PairedAugment, quantize_ste
 from advsig.training.checkpoint import (
     finish_checkpoint,
@@ -71,13 +72,20 @@ def train_signature(config: TrainConfig) -> Kit:
         project_dir=str(out),
     )
     set_seed(config.seed)  # identical initialisation on every process
-    inj_cfg = model_config(config.injector, num_bits=config.num_bits)
-    det_cfg = model_config(config.detector, num_bits=config.num_bits)
+    inj_cfg = model_config(config.injector, num_bits=config.num_bits, binding=config.binding)
+    det_cfg = model_config(config.detector, num_bits=config.num_bits, binding=config.binding)
     if config.init_kit is not None:
-        inj_cfg, det_cfg = _init_configs(config)
+        inj_cfg, det_cfg = _init_configs(config, inj_cfg, det_cfg)
     if config.target_psnr is not None:
         inj_cfg = dataclasses.replace(inj_cfg, target_psnr=config.target_psnr)
-    injector, detector = build_model(inj_cfg), build_model(det_cfg)
+    key = None
+    if config.binding == "content":
+        key_file = Path(config.key_file) if config.key_file else out / KEY_FILE_NAME
+        if accelerator.is_main_process:
+            load_or_create_key(key_file)
+        accelerator.wait_for_everyone()
+        key = read_key(key_file)
+    injector, detector = build_model(inj_cfg, key=key), build_model(det_cfg, key=key)
     if config.init_kit is not None and resolve_resume(ckpt_root, config.resume) is None:
         _load_init_weights(config.init_kit, injector, detector)
     optimizer = torch.optim.Adam(
@@ -133,14 +141,25 @@ def train_signature(config: TrainConfig) -> Kit:
             signed = injector(x, bits if n else None)  # (B, 3, c, c)
             fidelity = F.mse_loss(signed, x)
             seen = quantize_ste(signed) if config.quantize else signed
-            seen, clean = _shifted_window(seen, x, config, data_gen)  # (B, 3, crop, crop) each
+            views = [seen, *_forgery_negatives(x, signed, config)]  # each (B, 3, c, c)
+            *views, clean = _shifted_window([*views, x], config, data_gen)  # (B, 3, crop, crop)
+            num_views = len(views)
+            views = torch.cat(views)  # (V*B, 3, crop, crop): signed, then forgeries
             if float(torch.rand((), generator=data_gen)) < _augment_probability(config, step):
-                aug_signed, aug_clean = augment(seen, clean)
-            else:
-                aug_signed, aug_clean = seen, clean
-            logits = detector(torch.cat([aug_signed, aug_clean]))  # (2B, 1 + n)
-            target = torch.cat([torch.ones(len(x)), torch.zeros(len(x))]).to(logits.device)
-            det_loss = F.binary_cross_entropy_with_logits(logits[:, 0], target)
+                views, clean = augment(views, clean.repeat(num_views, 1, 1, 1))
+                clean = clean[: len(x)]
+            logits = detector(torch.cat([views, clean]))  # ((V+1)B, 1 + n)
+            b = len(x)
+            target = torch.full((len(logits),), config.negative_label, device=logits.device)
+            target[:b] = 1
+            det_loss = F.binary_cross_entropy_with_logits(
+                torch.cat([logits[:b, 0], logits[-b:, 0]]), torch.cat([target[:b], target[-b:]])
+            )
+            if num_views > 1:
+                forged = logits[b:-b, 0]  # ((V-1)B,) forgeries, labelled clean
+                det_loss = det_loss + config.transplant_weight * F.binary_cross_entropy_with_logits(
+                    forged, target[b:-b]
+                )
             bit_loss = (
                 F.binary_cross_entropy_with_logits(logits[: len(x), 1:], bits)
                 if n
@@ -154,7 +173,8 @@ def train_signature(config: TrainConfig) -> Kit:
         if done % config.log_every == 0 or done == config.steps:
             with torch.no_grad():
                 psnr = -10 * math.log10(max(fidelity.item(), 1e-12))
-                acc = ((logits[:, 0] > 0).float() == target).float().mean().item()
+                acc = ((logits[:, 0] > 0).float() == (target > 0.5)).float().mean().item()
+                forged_acc = (logits[b:-b, 0] <= 0).float().mean().item() if num_views > 1 else 1.0
                 bit_acc = (
                     ((logits[: len(x), 1:] > 0).float() == bits).float().mean().item() if n else 1.0
                 )
@@ -165,6 +185,7 @@ def train_signature(config: TrainConfig) -> Kit:
                 "detect_bce": det_loss.item(),
                 "bits_bce": bit_loss.item(),
                 "detect_acc": acc,
+                "forgery_rejected": forged_acc,
                 "bit_acc": bit_acc,
                 "lambda": lam,
             }
@@ -191,6 +212,8 @@ def train_signature(config: TrainConfig) -> Kit:
     kit = Kit(
         inj, det, work_size=config.work_size, tile_size=config.crop_size,
         detect_scales=config.detect_scales,
+        key_fingerprint=key_fingerprint(key) if key is not None else None,
+        upscale_within_work=config.binding == "content",
     )  # fmt: skip
     if accelerator.is_main_process:
         summary = calibrate(
@@ -212,17 +235,39 @@ def train_signature(config: TrainConfig) -> Kit:
     return kit
 
 
-def _shifted_window(signed, clean, config: TrainConfig, gen: torch.Generator):
-    """The same random ``crop_size`` window of both batches (no-op when ``shift`` is 0)."""
+def _forgery_negatives(x: torch.Tensor, signed: torch.Tensor, config: TrainConfig) -> list:
+    """Forged images labelled clean: (B, 3, c, c) each, empty without binding or weight.
+
+    ``moved``: crop i carries crop i-1's residual (the transplant attack). ``averaged``: every
+    crop carries the batch's mean residual, rescaled to one residual's RMS (the averaging
+    attack, which on a fixed-pattern signature recovers the pattern).
+    """
+    if config.binding == "none" or config.transplant_weight == 0 or len(x) < 2:
+        return []
+    res = signed - x  # (B, 3, c, c)
+    moved = x + res.roll(1, dims=0)
+    mean = res.mean(dim=0, keepdim=True)  # (1, 3, c, c)
+    with torch.no_grad():  # a rescaling, not something to learn through (and res starts at 0)
+        scale = res.square().mean().add(1e-12).sqrt() / mean.square().mean().add(1e-12).sqrt()
+    averaged = x + mean * scale
+    views = [moved.clamp(0, 1), averaged.clamp(0, 1)]
+    return [quantize_ste(v) for v in views] if config.quantize else views
+
+
+def _shifted_window(batches: list, config: TrainConfig, gen: torch.Generator) -> list:
+    """The same random ``crop_size`` window of every batch (no-op when ``shift`` is 0)."""
     if config.shift == 0:
-        return signed, clean
+        return batches
     dy, dx = (int(v) for v in torch.randint(0, config.shift + 1, (2,), generator=gen))
     c = config.crop_size
-    return signed[..., dy : dy + c, dx : dx + c], clean[..., dy : dy + c, dx : dx + c]
+    return [b[..., dy : dy + c, dx : dx + c] for b in batches]
 
 
-def _init_configs(config: TrainConfig):
-    """The architectures of ``config.init_kit``, whose weights training starts from."""
+def _init_configs(config: TrainConfig, inj_cfg, det_cfg):
+    """The architectures of ``config.init_kit``, whose weights training starts from.
+
+    A v1 kit can seed a v2 kit: the weights carry over, the binding is this run's.
+    """
     kit = Kit.from_pretrained(config.init_kit)
     if kit.detector is None:
         raise ConfigError(f"{config.init_kit}: an injector-only kit cannot seed training")
@@ -230,13 +275,23 @@ def _init_configs(config: TrainConfig):
         raise ConfigError(
             f"{config.init_kit} has {kit.num_bits}-bit codes but training asks for {config.num_bits}"
         )
-    return kit.injector.config, kit.detector.config
+    keep = ("binding", "binding_cell", "binding_channels")
+    inj = dataclasses.replace(kit.injector.config, **{k: getattr(inj_cfg, k) for k in keep})
+    det = dataclasses.replace(
+        kit.detector.config, **{k: getattr(det_cfg, k) for k in (*keep, "highpass_sigma")}
+    )
+    return inj, det
 
 
 def _load_init_weights(name: str, injector: nn.Module, detector: nn.Module) -> None:
+    """Copy ``name``'s learned parameters; keyed buffers (carriers, mask) stay this run's."""
     kit = Kit.from_pretrained(name)
-    injector.load_state_dict(kit.injector.state_dict(), strict=True)
-    detector.load_state_dict(kit.detector.state_dict(), strict=True)
+    for src, dst in ((kit.injector, injector), (kit.detector, detector)):
+        params = dict(src.named_parameters())
+        missing = sorted(set(dict(dst.named_parameters())) - set(params))
+        if missing:
+            raise CheckpointError(f"{name}: weights lack {missing[:5]} for this architecture")
+        dst.load_state_dict(params, strict=False)
     logger.info("W and F start from the weights of %s", name)
 
 

@@ -1,0 +1,125 @@
+"""Content binding: a keyed mask computed from an image's own coarse content.
+
+Why: a signature that is one fixed texture can be lifted from a signed image (or averaged over
+many) and stamped onto any real photo. Version 2 signatures multiply the code texture by a mask
+M(x) in [-1, 1] that a keyed random network computes from the image's coarse luminance:
+
+    W(x) - x ~ g * T_code * M(x)           (T_code: the code texture, keyed carriers)
+    F reads  highpass(y) * M(y)            (demodulation with the suspect image's own mask)
+
+On the image it was made for, the product T * M(x) * M(y) ~ T * M(x)^2 keeps the code texture's
+narrow-band structure. Moved onto another image x', it becomes T * M(x) * M(x'), which is a
+sign-scrambled, spread-spectrum copy: nothing that F (trained with such transplants as
+negatives) accepts. Averaged over K images, sum_i M(x_i) / K tends to E[M] = 0, because the mask
+network is an odd function of local contrast (no biases, tanh activations) and natural images
+are close to symmetric under contrast inversion: the average converges to nothing usable.
+
+The mask reads only what light processing keeps: luminance pooled over ``cell`` x ``cell``
+squares, local contrast normalised by the tile's own contrast (brightness and contrast changes
+cancel), so JPEG, mild noise and brightness leave it nearly unchanged, while a different image
+gives an unrelated mask. The network's weights derive from the kit's secret key, so without it
+an attacker cannot compute M for a photo it wants to frame.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+_LUMA = (0.299, 0.587, 0.114)
+# Networks built without a key (tests, ``create_model``) use this public one; ``advsig train``
+# always draws a secret key (see ``advsig.keys``).
+DEFAULT_KEY = b"advsig-public-default-key"
+
+
+def key_generator(key: bytes, purpose: str) -> torch.Generator:
+    """A CPU generator seeded from ``key`` and a purpose string (independent streams per use)."""
+    digest = hashlib.sha256(key + b"\x00advsig:" + purpose.encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
+
+
+def highpass(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``images - gaussian_blur(images, sigma)`` per channel, reflect-padded. (B, C, H, W)."""
+    radius = max(1, math.ceil(3 * sigma))
+    xs = torch.arange(-radius, radius + 1, device=images.device, dtype=images.dtype)
+    k = torch.exp(-(xs**2) / (2 * sigma**2))
+    k = k / k.sum()
+    c = images.shape[1]
+    pad = min(radius, images.shape[-1] - 1, images.shape[-2] - 1)
+    mode = "reflect" if pad == radius else "replicate"
+    xp = F.pad(images, (radius, radius, radius, radius), mode=mode)
+    blurred = F.conv2d(xp, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    blurred = F.conv2d(blurred, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    return images - blurred
+
+
+class ContentBinding(nn.Module):
+    """Keyed mask M(x): float (B, 3, H, W) in [0, 1] -> (B, 1, H, W) in (-1, 1).
+
+    The random weights are persistent buffers: they travel in the injector's and the detector's
+    safetensors, so loading a kit needs no key; training derives them from the key.
+
+    Example:
+        >>> m = ContentBinding(cell=16, channels=8, key=b"k" * 32)(torch.rand(2, 3, 96, 96))
+        >>> m.shape
+        torch.Size([2, 1, 96, 96])
+    """
+
+    # Contrast below this (luminance RMS over the tile, in [0, 1] units) counts as flat: the
+    # floor keeps a flat tile's mask from amplifying sensor or JPEG noise into random signs.
+    contrast_floor = 0.01
+    # tanh(gain * z): z has unit-order scale, so most cells are decisively +-1 and the ones near
+    # zero (unstable under processing) carry little signature.
+    gain = 4.0
+
+    def __init__(self, *, cell: int, channels: int, key: bytes | None = None) -> None:
+        super().__init__()
+        self.cell = cell
+        self.register_buffer("conv1", torch.zeros(channels, 1, 3, 3))
+        self.register_buffer("conv2", torch.zeros(1, channels, 3, 3))
+        if key is not None:
+            self.rekey(key)
+
+    @torch.no_grad()
+    def rekey(self, key: bytes) -> None:
+        """Draw the mask network's weights from ``key`` (deterministic)."""
+        g = key_generator(key, "binding")
+        c = self.conv1.shape[0]
+        self.conv1.copy_(torch.randn(self.conv1.shape, generator=g) / 3.0)
+        self.conv2.copy_(torch.randn(self.conv2.shape, generator=g) / math.sqrt(9 * c))
+
+    def remove_cell_means(self, residual: torch.Tensor) -> torch.Tensor:
+        """``residual`` (B, C, H, W) minus its mean over each mask cell (same grid as M).
+
+        Why: the mask is computed from cell means of luminance. A residual with zero cell
+        means leaves M(W(x)) = M(x), so W cannot write the mask F demodulates with (and so
+        cannot carry a fixed pattern that modulates itself).
+        """
+        h, w = residual.shape[-2:]
+        means = F.avg_pool2d(residual, self.cell, ceil_mode=True)  # (B, C, h', w')
+        up = means.repeat_interleave(self.cell, dim=-2).repeat_interleave(self.cell, dim=-1)
+        return residual - up[..., :h, :w]
+
+    def coarse(self, images: torch.Tensor) -> torch.Tensor:
+        """Normalised local contrast of luminance on the cell grid: (B, 1, ceil(H/c), ceil(W/c))."""
+        luma = torch.tensor(_LUMA, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
+        gray = (images * luma).sum(dim=1, keepdim=True)  # (B, 1, H, W)
+        cells = F.avg_pool2d(gray, self.cell, ceil_mode=True)  # (B, 1, h, w)
+        local = F.avg_pool2d(F.pad(cells, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+        contrast = cells - local  # (B, 1, h, w)
+        rms = contrast.square().mean(dim=(2, 3), keepdim=True).add(1e-10).sqrt()  # (B, 1, 1, 1)
+        return contrast / (rms + self.contrast_floor)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        h, w = images.shape[-2:]
+        c = self.coarse(images)  # (B, 1, h', w')
+        z = F.conv2d(F.pad(c, (1, 1, 1, 1), mode="replicate"), self.conv1)  # (B, C, h', w')
+        z = F.conv2d(F.pad(torch.tanh(z), (1, 1, 1, 1), mode="replicate"), self.conv2)
+        # Interpolate before the tanh: M is then close to +-1 everywhere except along the zero
+        # crossings of z (and on flat tiles), so demodulation keeps most of the signal.
+        z = F.interpolate(z, size=(h, w), mode="bilinear", align_corners=False)
+        return torch.tanh(self.gain * z)  # (B, 1, H, W), odd in the image's contrast

@@ -28,12 +28,14 @@ def runner() -> CliRunner:
 
 
 def test_ci_smoke_bench_4_embedded_images_3_attacks(tiny_kit_dir: Path, tmp_path: Path):
-    """CI's smoke run: 4 embedded images x (advsig, dwtDct) x 3 attacks, end to end."""
+    """CI's smoke run: 4 embedded images x (advsig, dwtDct) x 3 attacks, end to end, plus the
+    security section's transplant and averaging rows (quick budgets)."""
     out = tmp_path / "bench"
     proc = run_cli(
         "bench", "--kit", tiny_kit_dir, "--images", "embedded", "--num-images", "4",
         "--attacks", "jpeg75,crop50-resized,hflip", "--size", "64",
         "--methods", "advsig,dwtDct", "--out", out,
+        "--adversaries", "--adversary-sections", "security", "--quick-adversaries",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "24 rows (24 measured now)" in proc.stdout
@@ -44,6 +46,11 @@ def test_ci_smoke_bench_4_embedded_images_3_attacks(tiny_kit_dir: Path, tmp_path
     report = (out / "report.md").read_text()
     assert "| crop50-resized |" in report and results["config"]["command"] in report
     assert (out / "plots" / "fidelity-vs-robustness.png").is_file()
+    security = {r["adversary"] for r in results["adversaries"] if r.get("section") == "security"}
+    assert {"transplant-oracle", "transplant-highpass", "average-highpass-forgery",
+            "average-highpass-removal"} <= security  # fmt: skip
+    assert "## Security: forgery and removal without W or F" in report
+    assert "| photos | transplant-oracle |" in report
 
 
 def test_help_has_an_example(runner: CliRunner):

@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
-import torchvision.transforms.v2.functional as TF
 
+from advsig.attacks.forgery import average_residual, fit_to, highpass_residuals, transplant
 from advsig.errors import ConfigError
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]  # (B, 3, H, W) -> (B,) scores
@@ -232,20 +232,14 @@ def square_attack(
 
 
 # ---------------------------------------------------------------------- estimation
+# Signature estimation is the no-box forgery family of ``advsig.attacks.forgery``; these names
+# keep the model-access runner's vocabulary.
 def highpass(images: torch.Tensor, *, sigma: float = 1.0) -> torch.Tensor:
     """``images - gaussian_blur(images, sigma)``: the fine detail a signature lives in."""
-    k = 2 * math.ceil(3 * sigma) + 1
-    return images - TF.gaussian_blur(images, [k, k], [sigma, sigma])
+    return highpass_residuals(images, sigma=sigma)
 
 
-def fit_estimate(estimate: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """The (3, h, w) estimate for an h x w image: cropped from the top-left, tiled if smaller.
-
-    Why the top-left: kits anchor their tiles (and so the signature's pattern) there.
-    """
-    eh, ew = estimate.shape[-2:]
-    reps = (1, math.ceil(h / eh), math.ceil(w / ew))
-    return estimate.repeat(*reps)[:, :h, :w]
+fit_estimate = fit_to
 
 
 def estimate_signature(images: Sequence[torch.Tensor], *, sigma: float = 1.0) -> torch.Tensor:
@@ -255,12 +249,7 @@ def estimate_signature(images: Sequence[torch.Tensor], *, sigma: float = 1.0) ->
     """
     if len(images) == 0:
         raise ConfigError("signature estimation needs at least one signed image")
-    h = min(int(img.shape[-2]) for img in images)
-    w = min(int(img.shape[-1]) for img in images)
-    total = torch.zeros(3, h, w)
-    for img in images:
-        total += highpass(img[None, :, :h, :w].float().cpu(), sigma=sigma)[0]
-    return total / len(images)
+    return average_residual([highpass(img[None].float().cpu(), sigma=sigma)[0] for img in images])
 
 
 def apply_estimate(images: torch.Tensor, estimate: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -268,5 +257,4 @@ def apply_estimate(images: torch.Tensor, estimate: torch.Tensor, alpha: float) -
 
     ``alpha = -1`` removes the signature from signed images; ``alpha = +1`` forges it on clean.
     """
-    est = fit_estimate(estimate, *images.shape[-2:]).to(images.device)  # (3, H, W)
-    return torch.round((images + alpha * est).clamp(0, 1) * 255) / 255
+    return transplant(images, estimate, alpha=alpha)

@@ -1,6 +1,7 @@
 """Every adversary against one kit on one set of images, as rows a report can tabulate.
 
-``run_adversaries(kit, images)`` signs the images (8-bit), then runs regeneration (diffusion
+``run_adversaries(kit, images)`` signs the images (8-bit), then runs the no-box forgeries and
+removals of ``advsig.bench.security`` (transplant, averaging, one-image forger), regeneration (diffusion
 purification, autoencoder re-encoding), the paper's restoration attack, white-box PGD evasion
 and spoofing, black-box Square Attack, and signature estimation (removal and forgery). Each
 setting is one row::
@@ -46,6 +47,7 @@ from advsig.attacks.regeneration import (
 )
 from advsig.attacks.restoration import RestorationAttack, train_restorer
 from advsig.bench.metrics import psnr
+from advsig.bench.security import run_security
 from advsig.codes.bits import bits_to_hex
 from advsig.data.datasets import ImagePool, RandomCrops, embedded_images
 from advsig.errors import ConfigError
@@ -53,7 +55,7 @@ from advsig.utils import write_text_atomic
 
 logger = logging.getLogger(__name__)
 
-SECTIONS = ("regeneration", "restoration", "pgd", "spoof", "query", "estimation")
+SECTIONS = ("security", "regeneration", "restoration", "pgd", "spoof", "query", "estimation")
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,8 @@ class AdversaryBudgets:
     queries: tuple[int, ...] = (100, 1000)
     estimation_k: tuple[int, ...] = (1, 4, 16, 64)
     estimation_alpha: tuple[float, ...] = (1.0, 2.0)
+    security_k: tuple[int, ...] = (1, 10, 100, 1000)
+    security_forger: bool = True
 
 
 QUICK_BUDGETS = AdversaryBudgets(
@@ -87,6 +91,8 @@ QUICK_BUDGETS = AdversaryBudgets(
     queries=(5, 10),
     estimation_k=(1, 2),
     estimation_alpha=(1.0,),
+    security_k=(1, 2),
+    security_forger=False,
 )
 
 
@@ -207,6 +213,24 @@ def run_adversaries(
             logger.info("%s", r)
         rows.extend(new_rows)
         bar.update(1)
+
+    # ------------------------------------------------------------------ security (no box)
+    if "security" in sections:
+        t = time.time()
+        k_max = max(budgets.security_k)
+        sources = [("photos", attacker_crops(k_max, size, seed=seed + 3), None)]
+        if estimation_images is not None:
+            sources.append(("generator", [], [x.float() for x in estimation_images]))
+        for name, own_clean, own_signed in sources:
+            for r in run_security(
+                kit, clean, attacker_clean=own_clean, attacker_signed=own_signed, source=name,
+                code=code, ks=budgets.security_k, fpr=fpr, forger=budgets.security_forger,
+                seed=seed, progress=False,
+            ):  # fmt: skip
+                r["section"] = "security"
+                rows.append(r)
+        bar.update(1)
+        logger.info("security rows in %.0f s", time.time() - t)
 
     # ------------------------------------------------------------------ regeneration
     if "regeneration" in sections:
@@ -333,6 +357,8 @@ def _has_autoencoder(name: str) -> bool:
 def _plan(budgets: AdversaryBudgets, sections: Sequence[str], generator_source: bool) -> list:
     """One entry per progress tick, in the order run_adversaries runs them."""
     work: list = []
+    if "security" in sections:
+        work.append("security")
     if "regeneration" in sections:
         work += list(budgets.purify_strengths) + list(budgets.autoencoders)
     if "restoration" in sections:

@@ -162,6 +162,38 @@ def where_it_breaks(results: dict) -> list[str]:
     return lines
 
 
+def security_section(rows: list[dict]) -> list[str]:
+    """The no-box forgery / removal table (rows of ``advsig.bench.security``)."""
+    rows = [r for r in rows if r.get("section") == "security"]
+    if not rows:
+        return []
+    lines = [
+        "## Security: forgery and removal without W or F",
+        "",
+        "Forgery: share of clean images flagged at the kit's own FPR 1e-3 threshold after the "
+        "attack, and how many of them the registry attributes to the victim's code. Removal: "
+        "share of signed images no longer flagged. Strength: the estimate as it is, or rescaled "
+        "to a stated PSNR.",
+        "",
+        "| source | attack | K | strength | success | attributed to victim | PSNR (dB) | n |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        k = r["value"] if r.get("param") == "K" else "-"
+        strength = r.get("strength") or (r["value"] if r.get("param") == "strength" else "-")
+        extra = ""
+        if r.get("adversary") == "unattacked":
+            extra = (f" (clean flagged {_fmt(r.get('clean_flagged'), '.3f')}, residual cosine "
+                     f"{_fmt(r.get('residual_cosine'), '.3f')})")  # fmt: skip
+        victim = r.get("attributed_to_victim")
+        lines.append(
+            f"| {r.get('source', '-')} | {r['adversary']}{extra} | {k} | {strength} | "
+            f"{_fmt(r['success_rate'], '.3f')} | {'-' if victim is None else victim} | "
+            f"{_fmt(r.get('psnr'), '.1f')} | {r['n']} |"
+        )
+    return lines + [""]
+
+
 def adversaries_section(rows: list[dict]) -> list[str]:
     """One table per ``adversary`` value, with the union of its rows' keys as columns."""
     groups: dict[str, list[dict]] = {}
@@ -305,7 +337,10 @@ def write_report(results: dict, out: str | Path) -> Path:
         if scatter:
             lines += ["![fidelity vs robustness](plots/fidelity-vs-robustness.png)", ""]
     if results.get("adversaries"):
-        lines += adversaries_section(results["adversaries"])
+        lines += security_section(results["adversaries"])
+        lines += adversaries_section(
+            [r for r in results["adversaries"] if r.get("section") != "security"]
+        )
     path = out / "report.md"
     write_text_atomic(path, "\n".join(lines) + "\n")
     return path

@@ -70,6 +70,11 @@ class BenchConfig:
             source is its centre, the next ones random crops at random scales).
         seed: messages, crops and attack randomness all derive from it.
         adversaries: also run ``advsig.bench.adversaries.run_adversaries`` on the kit.
+        adversary_sections: which of its sections (default: all).
+        quick_adversaries: the adversaries' tiny budgets (CI's smoke run), not the full ones.
+        signed_images: a folder of signed images the attacker holds (e.g. a signed generator's
+            samples): signature estimation and the security rows also lift the signature from
+            them.
         command: the command line, for the report.
     """
 
@@ -82,6 +87,9 @@ class BenchConfig:
     num_images: int = 20
     seed: int = 0
     adversaries: bool = False
+    adversary_sections: tuple[str, ...] | None = None
+    quick_adversaries: bool = False
+    signed_images: str | None = None
     command: str | None = None
 
     def __post_init__(self) -> None:
@@ -473,10 +481,20 @@ def run_bench(config: BenchConfig, *, progress: bool = True) -> dict:
     }
     if config.adversaries:
         logger.info("running the adversaries on kit %s", config.kit)
+        extra = None
+        if config.signed_images is not None:
+            from advsig.data.io import list_images, load_image
+
+            files = list_images(config.signed_images)
+            if not files:
+                raise ConfigError(f"{config.signed_images}: no images")
+            extra = [load_image(f) for f in files]
+        sections = config.adversary_sections or adversaries_module.SECTIONS
         results["adversaries"] = list(
             adversaries_module.run_adversaries(
                 Kit.from_pretrained(config.kit), [img for _, img in images],
                 out=out / "adversaries", seed=config.seed, progress=progress,
+                sections=sections, estimation_images=extra, quick=config.quick_adversaries,
             )
         )  # fmt: skip
     results["wall_time_s"] = time.perf_counter() - start

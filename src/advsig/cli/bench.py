@@ -52,6 +52,26 @@ def bench(
             help="Also run the model-access adversaries (evasion, estimation, spoofing).",
         ),
     ] = False,
+    adversary_sections: Annotated[
+        str | None,
+        typer.Option(
+            "--adversary-sections",
+            help="Comma-separated subset of: security, regeneration, restoration, pgd, spoof, "
+            "query, estimation (default: all).",
+        ),
+    ] = None,
+    quick_adversaries: Annotated[
+        bool,
+        typer.Option("--quick-adversaries", help="Tiny adversary budgets (smoke runs)."),
+    ] = False,
+    signed_images: Annotated[
+        str | None,
+        typer.Option(
+            "--signed-images",
+            help="Folder of signed images the attacker holds (e.g. a signed generator's "
+            "samples); the security and estimation rows also forge from them.",
+        ),
+    ] = None,
 ) -> None:
     """Embed with each method, attack, detect; write report.md, results.json and plots.
 
@@ -60,6 +80,8 @@ def bench(
     the same attack.
 
     Example: advsig bench --kit base --images embedded --out bench-base --methods advsig:base,advsig:robust,rivaGan --attacks standard --size 256
+
+    Security rows only: advsig bench --kit base --out sec --methods advsig --attacks jpeg90 --adversaries --adversary-sections security
     """
     import shlex
     import sys
@@ -70,6 +92,11 @@ def bench(
     config = BenchConfig(
         kit=kit, images=images, out=str(out), methods=names, attacks=attacks, size=size,
         num_images=num_images, seed=seed, adversaries=adversaries,
+        adversary_sections=(
+            tuple(x.strip() for x in adversary_sections.split(",") if x.strip())
+            if adversary_sections else None
+        ),
+        signed_images=signed_images, quick_adversaries=quick_adversaries,
         command="advsig " + shlex.join(sys.argv[1:]),
     )  # fmt: skip
     results = run_bench(config)

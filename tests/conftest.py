@@ -25,16 +25,19 @@ def tiny_kit_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     perturbed to make signing observable and dependent on content and code. Detection scores are
     meaningless but well-formed.
     """
+    return _untrained_tiny_kit(tmp_path_factory.mktemp("kit") / "tiny", binding="content")
+
+
+def _untrained_tiny_kit(path: Path, *, binding: str) -> Path:
     torch.manual_seed(0)
-    injector = create_model("injector-tiny", num_bits=8)
-    detector = create_model("detector-tiny", num_bits=8)
+    injector = create_model("injector-tiny", num_bits=8, binding=binding)
+    detector = create_model("detector-tiny", num_bits=8, binding=binding)
     with torch.no_grad():
         injector.out.weight.normal_(0.0, 0.05)
         injector.out.bias.normal_(0.0, 0.5)
     kit = Kit(injector, detector, work_size=128)
     clean = [torch.rand(3, 64, 64) for _ in range(64)]
     kit.calibration = Calibration.fit(kit.logits(clean)[:, 0].numpy())
-    path = tmp_path_factory.mktemp("kit") / "tiny"
     kit.save_pretrained(path)
     return path
 
@@ -46,18 +49,7 @@ def tiny_v1_kit_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     For unit tests of generator recipes that need a target a few dozen steps can learn: a v2
     target depends on every sample's content (its transfer is measured in BENCHMARKS.md).
     """
-    torch.manual_seed(0)
-    injector = create_model("injector-tiny", num_bits=8, binding="none")
-    detector = create_model("detector-tiny", num_bits=8, binding="none")
-    with torch.no_grad():
-        injector.out.weight.normal_(0.0, 0.05)
-        injector.out.bias.normal_(0.0, 0.5)
-    kit = Kit(injector, detector, work_size=128)
-    clean = [torch.rand(3, 64, 64) for _ in range(64)]
-    kit.calibration = Calibration.fit(kit.logits(clean)[:, 0].numpy())
-    path = tmp_path_factory.mktemp("kit-v1") / "tiny"
-    kit.save_pretrained(path)
-    return path
+    return _untrained_tiny_kit(tmp_path_factory.mktemp("kit-v1") / "tiny", binding="none")
 
 
 @pytest.fixture(scope="session")

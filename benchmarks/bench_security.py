@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from advsig.bench.adversaries import attacker_crops
+from advsig.bench.report import security_section
 from advsig.bench.security import run_security
 from advsig.data.datasets import ImagePool, RandomCrops, embedded_images
 from advsig.data.io import list_images, load_image
@@ -84,23 +85,9 @@ def main() -> None:
         print(f"\n### kit `{name}` ({'v2, bound' if kit.bound else 'v1'}), "
               f"{len(tgt)} targets at {'native size' if args.size == 0 else f'{args.size} px'}, "
               f"source {source}, {time.time() - t:.0f} s\n")  # fmt: skip
-        print(
-            "| attack | K | strength | flagged (forgery) / removed (removal) | "
-            "attributed to victim | PSNR dB |"
-        )
-        print("|---|---|---|---|---|---|")
         for r in rows:
-            k = r["value"] if r["param"] == "K" else "-"
-            strength = r.get("strength") or (r["value"] if r["param"] == "strength" else "-")
-            extra = ""
-            if r["adversary"] == "unattacked":
-                extra = (f" (clean flagged {r['clean_flagged']:.3f}, residual cosine "
-                         f"{r.get('residual_cosine', float('nan')):.3f})")  # fmt: skip
-            victim = "-" if r["attributed_to_victim"] is None else r["attributed_to_victim"]
-            print(
-                f"| {r['adversary']}{extra} | {k} | {strength} | {r['success_rate']:.3f} | "
-                f"{victim} | {r['psnr']:.1f} |"
-            )
+            r["section"] = "security"
+        print("\n".join(security_section(rows)))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=1, default=str) + "\n")
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from advsig.attacks.adversarial import (
     pgd_spoof,
     square_attack,
 )
+from advsig.attacks.forgery import round8
 from advsig.attacks.regeneration import (
     DEFAULT_AUTOENCODER,
     AutoencoderReencode,
@@ -46,7 +46,7 @@ from advsig.attacks.regeneration import (
     shipped_autoencoders,
 )
 from advsig.attacks.restoration import RestorationAttack, train_restorer
-from advsig.bench.metrics import psnr
+from advsig.bench.metrics import mean_psnr
 from advsig.bench.security import run_security
 from advsig.codes.bits import bits_to_hex
 from advsig.data.datasets import ImagePool, RandomCrops, embedded_images
@@ -96,11 +96,6 @@ QUICK_BUDGETS = AdversaryBudgets(
 )
 
 
-def round8(images: torch.Tensor) -> torch.Tensor:
-    """Round to the 8-bit grid, as saving a PNG would."""
-    return torch.round(images.clamp(0, 1) * 255) / 255
-
-
 def _groups(images: Sequence[torch.Tensor]) -> list[list[int]]:
     """Indices of same-shape images, grouped (batches need one shape)."""
     groups: dict[tuple, list[int]] = {}
@@ -137,16 +132,10 @@ class _Judge:
             "param": param,
             "value": value,
             "success_rate": float(rate),
-            "psnr": _mean_psnr(attacked, start),
+            "psnr": mean_psnr(attacked, start),
             "n": len(attacked),
             **extra,
         }
-
-
-def _mean_psnr(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> float:
-    values = [psnr(x, y) for x, y in zip(a, b)]
-    finite = [v for v in values if math.isfinite(v)]
-    return float(sum(finite) / len(finite)) if finite else math.inf
 
 
 def attacker_crops(num: int, size: tuple[int, int], *, seed: int) -> list[torch.Tensor]:
@@ -267,7 +256,7 @@ def run_adversaries(
                 attack = RestorationAttack(model)
                 restored = [round8(r) for r in _by_shape(attack, signed)]
                 new.append(judge.row("restoration", "pairs", n, restored, signed, steps=step,
-                                     psnr_to_clean=_mean_psnr(restored, clean)))  # fmt: skip
+                                     psnr_to_clean=mean_psnr(restored, clean)))  # fmt: skip
 
             train_restorer(pair_signed, pair_clean, steps=max(budgets.restoration_steps),
                            seed=seed, callback=evaluate)  # fmt: skip
@@ -311,7 +300,7 @@ def run_adversaries(
                 new.append({"adversary": "square-linf", "param": "queries", "value": q,
                             "eps": eps,
                             "success_rate": float(((first >= 0) & (first <= q)).float().mean()),
-                            "psnr": _mean_psnr(snap, starts), "n": len(signed),
+                            "psnr": mean_psnr(snap, starts), "n": len(signed),
                             "mean_queries": float(used.clamp(max=q).float().mean())})  # fmt: skip
             done(new, t)
 

@@ -10,6 +10,7 @@ Conventions that keep numbers comparable across methods and attacks:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +26,13 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     """PSNR in dB between float images in [0, 1] ((3, H, W) or batches): inf when identical."""
     mse = float((a.float() - b.float()).square().mean())
     return math.inf if mse == 0 else 10 * math.log10(1 / mse)
+
+
+def mean_psnr(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> float:
+    """Mean PSNR (dB) over image pairs, identical pairs (inf) left out; inf if all identical."""
+    values = [psnr(x, y) for x, y in zip(a, b)]
+    finite = [v for v in values if math.isfinite(v)]
+    return float(sum(finite) / len(finite)) if finite else math.inf
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -24,7 +24,6 @@ victim's code among ``num_registered`` registered codes) names as the victim's. 
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Sequence
 
@@ -40,7 +39,7 @@ from advsig.attacks.forgery import (
     round8,
     transplant,
 )
-from advsig.bench.metrics import psnr
+from advsig.bench.metrics import mean_psnr
 from advsig.codes.bits import bits_to_hex
 from advsig.errors import ConfigError
 from advsig.registry.attribution import CodeBook, RegisteredCode, Verdict, attribute
@@ -82,15 +81,13 @@ class _Verdicts:
                 and a.owner == "victim"
             )
         n = len(results)
-        values = [psnr(a, b) for a, b in zip(images, start)]
-        finite = [v for v in values if math.isfinite(v)]
         return {
             "adversary": attack,
             "param": param,
             "value": value,
             "success_rate": (n - flagged) / n if removal else flagged / n,
             "attributed_to_victim": None if removal else victim,
-            "psnr": float(sum(finite) / len(finite)) if finite else math.inf,
+            "psnr": mean_psnr(images, start),
             "n": n,
             **extra,
         }

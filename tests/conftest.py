@@ -94,14 +94,20 @@ def trained_tiny_kit(tmp_path_factory: pytest.TempPathFactory) -> tuple[Kit, Pat
 
     Shared by the tests that need a detector that works: training separates signed from clean,
     the demo, and the end-to-end CLI run. No augmentation: the code is learned fastest without.
+    A fixed key: a fresh random key per run (what `advsig train` does) gives another mask, so
+    another kit, on every run; fixed, the kit is the same on every machine.
     """
+    from advsig.signature_key import write_key
     from advsig.training.presets import preset_config
     from advsig.training.trainer import train_signature
 
-    out = tmp_path_factory.mktemp("trained") / "kit"
+    root = tmp_path_factory.mktemp("trained")
+    write_key(root / "test.key", bytes(range(32)))
+    out = root / "kit"
     config = preset_config(
-        "tiny", data="embedded", out=str(out), steps=1000, augment="none", seed=0
-    )
+        "tiny", data="embedded", out=str(out), steps=1000, augment="none", seed=0,
+        key_file=str(root / "test.key"),
+    )  # fmt: skip
     return train_signature(config), out
 
 

@@ -50,7 +50,8 @@ def test_the_key_changes_the_signature() -> None:
 
 def test_trained_kit_records_a_fingerprint_not_the_key(trained_tiny_kit) -> None:
     kit, path = trained_tiny_kit
-    key = read_key(path / "signature.key")
+    key = read_key(path.parent / "test.key")  # the fixture's --key-file (outside the kit)
+    assert not (path / "signature.key").exists()
     text = (path / "config.json").read_text()
     assert key.hex() not in text and key.hex()[:16] not in text
     assert json.loads(text)["key_fingerprint"] == key_fingerprint(key) == kit.key_fingerprint

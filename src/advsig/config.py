@@ -115,6 +115,12 @@ class DetectorConfig:
             keyed mask, never the raw pixels: a fixed pattern carries nothing F can use.
         highpass_sigma: blur (pixels) subtracted before demodulation; it removes most of the
             image's own energy, which the mask would otherwise modulate into the code's band.
+        score_reference: ``"decoy"`` (v2 default) makes the signature score F's logit with the
+            kit's mask minus F's logit with a decoy mask (same network, unrelated mask). Why:
+            a clean photo's logit carries an offset set by its texture, which shifts from one
+            photo collection to another and breaks calibration; the decoy pass sees the same
+            texture and cancels it, while a signature answers only to the kit's own mask.
+            ``"none"`` is the raw logit (v1, and v2 kits saved before the decoy existed).
     """
 
     arch: str = "resnet"
@@ -128,9 +134,14 @@ class DetectorConfig:
     binding_cell: int = 8
     binding_channels: int = 8
     highpass_sigma: float = 4.0
+    score_reference: str = "decoy"
 
     def __post_init__(self) -> None:
         _check_binding(self)
+        if self.score_reference not in ("decoy", "none"):
+            raise ConfigError(
+                f"score_reference must be 'decoy' or 'none', got {self.score_reference!r}"
+            )
         if self.arch not in ("resnet", "resnet34"):
             raise ConfigError(f"detector arch must be 'resnet' or 'resnet34', got {self.arch!r}")
         if self.norm not in ("group", "batch"):
@@ -143,7 +154,8 @@ class DetectorConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DetectorConfig:
-        return _from_dict(cls, data)
+        # Configs written before the decoy reference existed were calibrated on the raw logit.
+        return _from_dict(cls, {"score_reference": "none", **data})
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ networks exactly the inputs they were trained on, at any image size.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Sequence
@@ -167,6 +168,24 @@ class Kit:
         if self.detector is not None:
             self.detector.to(device)
         return self
+
+    def with_score_reference(self, reference: str) -> Kit:
+        """This kit with its detector scoring against ``reference`` (``"decoy"`` or ``"none"``).
+
+        The weights are shared; the calibration is dropped, because the scores change
+        (recalibrate with :func:`advsig.training.trainer.calibrate` or ``advsig calibrate``).
+        """
+        detector = self._require_detector()
+        if not self.bound and reference != "none":
+            raise ConfigError("a v1 (unbound) kit has no mask to reference a decoy against")
+        config = dataclasses.replace(detector.config, score_reference=reference)
+        new = SignatureDetector(config).to(self.device)
+        new.load_state_dict(detector.state_dict(), strict=True)
+        return Kit(
+            self.injector, new, work_size=self.work_size, tile_size=self.tile_size,
+            calibration=None, training=self.training, detect_scales=self.detect_scales,
+            key_fingerprint=self.key_fingerprint, upscale_within_work=self.upscale_within_work,
+        )  # fmt: skip
 
     # ----------------------------------------------------------------- persistence
     def config_dict(self, *, include_detector: bool = True) -> dict:

@@ -105,6 +105,26 @@ def test_exported_injector_has_no_detector_and_cannot_detect(
     assert len(lines) == 1 and lines[0].startswith("error: ") and "injector" in lines[0]
 
 
+def test_calibrate_sets_thresholds_from_a_folder_and_switches_the_reference(
+    tiny_kit_dir: Path, tiny_v1_kit_dir: Path, photo_folder: Path, tmp_path: Path
+):
+    out = tmp_path / "recalibrated"
+    args = ("--data", photo_folder, "--num", "40")
+    proc = run_cli("calibrate", tiny_kit_dir, out, *args, "--score-reference", "none")
+    assert proc.returncode == 0, proc.stderr
+    assert "calibrated on 40 clean crops" in proc.stdout
+    config = json.loads((out / "config.json").read_text())
+    before = json.loads((tiny_kit_dir / "config.json").read_text())
+    assert before["detector"]["score_reference"] == "decoy"
+    assert config["detector"]["score_reference"] == "none"
+    assert config["training"]["calibration"]["num_clean"] == 40
+    assert config["thresholds"] != before["thresholds"]
+    again = run_cli("calibrate", tiny_kit_dir, out, *args)  # never overwrites a kit
+    assert again.returncode == 1 and "not an empty folder" in again.stderr
+    v1 = run_cli("calibrate", tiny_v1_kit_dir, tmp_path / "v1", *args, "--score-reference", "decoy")
+    assert v1.returncode == 1 and "v1" in v1.stderr
+
+
 def test_env_prints_versions():
     proc = run_cli("env")
     assert proc.returncode == 0, proc.stderr
@@ -127,6 +147,7 @@ def runner() -> CliRunner:
         "sign",
         "detect",
         "export-injector",
+        "calibrate",
         "kits",
         "env",
         "train",

@@ -1,9 +1,10 @@
 import pytest
 import torch
+from safetensors.torch import load_file
 
-from advsig.config import InjectorConfig
+from advsig.config import DetectorConfig, InjectorConfig
 from advsig.errors import CheckpointError, ConfigError
-from advsig.models import SignatureInjector, create_model, list_models
+from advsig.models import SignatureDetector, SignatureInjector, create_model, list_models
 from advsig.models.modeling_utils import load_weights
 
 
@@ -107,3 +108,35 @@ def test_strict_loading_names_the_file(tmp_path):
         load_weights(other, tmp_path / "junk.safetensors")
     with pytest.raises(CheckpointError, match="not found"):
         load_weights(other, tmp_path / "missing.safetensors")
+
+
+def test_decoy_score_is_own_logit_minus_decoy_logit_and_survives_reload(tmp_path):
+    torch.manual_seed(2)
+    f = create_model("detector-tiny", num_bits=4).eval()
+    assert f.config.score_reference == "decoy" and f.decoy is not None
+    x = torch.rand(3, 3, 64, 64)
+    with torch.no_grad():
+        own = f.net(f.features(x))
+        reference = f.net(f.features(x, mask=f.decoy))
+        out = f(x)
+    torch.testing.assert_close(out[:, 0], own[:, 0] - reference[:, 0])
+    torch.testing.assert_close(out[:, 1:], own[:, 1:])
+    # The decoy is derived from the keyed mask, not saved: a reload (in half precision too)
+    # and a rekey rederive it.
+    f.save_pretrained(tmp_path / "d.safetensors", dtype=torch.float16)
+    assert not any(k.startswith("decoy") for k in load_file(tmp_path / "d.safetensors"))
+    g = create_model("detector-tiny", num_bits=4).eval()
+    g.rekey(b"another key" * 3)
+    assert not torch.equal(g.decoy.conv1, f.decoy.conv1)
+    load_weights(g, tmp_path / "d.safetensors")
+    assert torch.equal(g.decoy.conv1, f.decoy.conv1) and torch.equal(g.decoy.conv2, f.decoy.conv2)
+    assert not torch.equal(f.decoy.conv1, f.binding.conv1)
+
+
+def test_configs_saved_before_the_decoy_keep_the_raw_score():
+    legacy = DetectorConfig(num_bits=4).to_dict()
+    del legacy["score_reference"]
+    assert DetectorConfig.from_dict(legacy).score_reference == "none"
+    assert SignatureDetector(DetectorConfig.from_dict(legacy)).decoy is None
+    with pytest.raises(ConfigError, match="score_reference"):
+        DetectorConfig(score_reference="other")

@@ -120,6 +120,28 @@ def test_trained_kit_detects_and_decodes_fresh_images(trained_tiny_kit):
     assert ((logits > 0).float() == truth).float().mean() >= 0.75
 
 
+def test_decoy_reference_cancels_the_photo_collections_offset(trained_tiny_kit):
+    """Raw clean logits sit at an offset set by the photos' texture, which moves between photo
+    collections (so thresholds set on one do not hold on another); the decoy-referenced score
+    cancels most of it and keeps signed images far above."""
+    from advsig.data.datasets import ImagePool, RandomCrops, embedded_images
+
+    kit, _ = trained_tiny_kit
+    assert kit.detector.config.score_reference == "decoy"
+    raw = kit.with_score_reference("none")
+    medians = {}
+    for split in ("val", "test"):
+        pool = ImagePool([img for _, img in embedded_images(split)], max_side=256)
+        crops = RandomCrops(pool, 128).sample(48, torch.Generator().manual_seed(0))
+        crops = [(c * 255).round() / 255 for c in crops]
+        medians[split] = (raw.logits(crops)[:, 0].median(), kit.logits(crops)[:, 0].median())
+        signed = [(s * 255).round() / 255 for s in kit.sign(crops, code=5)]
+        assert kit.logits(signed)[:, 0].min() > kit.logits(crops)[:, 0].max() + 5
+    raw_gap = abs(medians["val"][0] - medians["test"][0])
+    decoy_gap = abs(medians["val"][1] - medians["test"][1])
+    assert decoy_gap < 0.5 * raw_gap  # measured: 0.27 vs 2.0
+
+
 def _transplant_flag_rate(kit: Kit, crops: torch.Tensor) -> float:
     """Share of clean crops flagged after adding another crop's exact signature."""
     from advsig.attacks.forgery import oracle_residuals, transplant
@@ -136,7 +158,7 @@ def test_content_binding_rejects_a_transplanted_signature(trained_tiny_kit, tmp_
     from advsig.data.datasets import ImagePool, RandomCrops, embedded_images
 
     pool = ImagePool([img for _, img in embedded_images("test")], max_side=256)
-    crops = RandomCrops(pool, 64).sample(24, torch.Generator().manual_seed(5))
+    crops = RandomCrops(pool, 64).sample(48, torch.Generator().manual_seed(5))
     crops = (crops * 255).round() / 255
     bound, _ = trained_tiny_kit
     v1 = train_signature(
@@ -145,8 +167,10 @@ def test_content_binding_rejects_a_transplanted_signature(trained_tiny_kit, tmp_
     )  # fmt: skip
     assert not v1.bound and bound.bound
     signed = (v1.sign(crops, code="a5") * 255).round() / 255
-    assert sum(r.is_signed for r in v1.detect(signed, fpr=1e-3)) >= 22  # v1 works as a signature
+    v1_signed = sum(r.is_signed for r in v1.detect(signed, fpr=1e-3))
+    assert v1_signed >= 44, v1_signed  # v1 works as a signature
     v1_rate, v2_rate = _transplant_flag_rate(v1, crops), _transplant_flag_rate(bound, crops)
-    # Measured: 1.00 vs 0.17 on these 24 one-tile crops with the 1000-step tiny kit (the base-v2
-    # kit: 0.00 on 64 crops of 256 px, BENCHMARKS.md).
-    assert v1_rate >= 0.8 and v2_rate <= 0.3, (v1_rate, v2_rate)
+    # Measured: 1.00 vs 0.06-0.21 on these 48 one-tile crops with three runs of the 1000-step
+    # tiny kit (CPU training is not bit-reproducible across runs; the base-v2 kit: 0.00 on 64
+    # crops of 256 px, BENCHMARKS.md).
+    assert v1_rate >= 0.8 and v2_rate <= 0.35, (v1_rate, v2_rate)

@@ -1,4 +1,4 @@
-"""``advsig export-injector``, ``advsig kits``, ``advsig env``."""
+"""``advsig export-injector``, ``advsig calibrate``, ``advsig kits``, ``advsig env``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from advsig.errors import OutputError
+from advsig.errors import ConfigError, OutputError
 
 
 def export_injector(
@@ -25,6 +25,61 @@ def export_injector(
         raise OutputError(f"{out}: exists and is not an empty folder")
     Kit.from_pretrained(kit).save_pretrained(out, include_detector=False)
     typer.echo(f"injector-only kit written to {out}")
+
+
+def calibrate(
+    kit: Annotated[str, typer.Argument(help="Full kit (folder, shipped name or Hub id).")],
+    out: Annotated[Path, typer.Argument(help="Folder to write the recalibrated kit to.")],
+    data: Annotated[
+        str, typer.Option("--data", help="Clean images (folder, any sizes), or 'embedded'.")
+    ] = "embedded",
+    num: Annotated[
+        int, typer.Option("--num", min=20, help="Clean crops to score (several sizes).")
+    ] = 2000,
+    score_reference: Annotated[
+        str | None,
+        typer.Option(
+            "--score-reference",
+            help="'decoy' (v2: cancels each photo's own offset) or 'none' (raw logit). "
+            "Default: keep the kit's.",
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed for the crops.")] = 0,
+) -> None:
+    """Set a kit's thresholds from clean images (yours, or the embedded validation photos).
+
+    Thresholds are only as honest as the clean images behind them: calibrate on images like
+    the ones the kit will judge. A folder is used whole; 'embedded' uses the held-out split.
+
+    Example: advsig calibrate base-v2 my-kit/ --data my-clean-photos/
+    """
+    from advsig.data.datasets import resolve_training_data
+    from advsig.data.io import list_images
+    from advsig.kit import Kit
+    from advsig.training.trainer import calibrate as calibrate_kit
+
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise OutputError(f"{out}: exists and is not an empty folder")
+    loaded = Kit.from_pretrained(kit)
+    if score_reference is not None:
+        loaded = loaded.with_score_reference(score_reference)
+    if data == "embedded":
+        _, sources = resolve_training_data("embedded", val_fraction=0.1, seed=seed)
+    else:
+        if not Path(data).is_dir():
+            raise ConfigError(f"--data {data!r} is neither a folder nor 'embedded'")
+        sources = list_images(data)
+        if not sources:
+            raise ConfigError(f"{data}: no images to calibrate on")
+    summary = calibrate_kit(loaded, sources, num=num, seed=seed)
+    loaded.training = {**loaded.training, "calibration": {"data": data, "num": num, **summary}}
+    loaded.save_pretrained(out)
+    t = loaded.thresholds()["0.001"]
+    typer.echo(
+        f"calibrated on {summary['num_clean']} clean crops: threshold at FPR 1e-3 "
+        f"{t['score']:.3f}{' (extrapolated)' if t['extrapolated'] else ''}, "
+        f"TPR {summary['tpr']['0.001']:.3f} on {summary['num_signed']} signed; written to {out}"
+    )
 
 
 def kits() -> None:
@@ -75,4 +130,5 @@ def env() -> None:
 def register(app: typer.Typer) -> None:
     app.command("export-injector")(export_injector)
     app.command("kits")(kits)
+    app.command("calibrate")(calibrate)
     app.command("env")(env)

@@ -21,7 +21,9 @@ class SignatureDetector(nn.Module):
     """ResNet-style classifier with ``1 + num_bits`` outputs and global pooling.
 
     Input float32 (B, 3, H, W) in [0, 1] with H, W >= 32. Output logits (B, 1 + num_bits):
-    column 0 is the signature logit, columns 1: are the bit logits.
+    column 0 is the signature score, columns 1: are the bit logits. With a decoy reference
+    (``DetectorConfig.score_reference``) the score is the logit read through the kit's mask
+    minus the logit read through the decoy mask, computed by the same network in one batch.
 
     Example:
         >>> f = SignatureDetector(DetectorConfig(num_bits=8))
@@ -35,12 +37,20 @@ class SignatureDetector(nn.Module):
         super().__init__()
         self.config = config
         self.binding: ContentBinding | None = None
+        self.decoy: ContentBinding | None = None
         if config.binding == "content":
             self.binding = ContentBinding(
                 cell=config.binding_cell,
                 channels=config.binding_channels,
                 key=key if key is not None else DEFAULT_KEY,
             )
+            if config.score_reference == "decoy":
+                # Not saved: derived from the kit's mask whenever that is set or loaded.
+                self.decoy = ContentBinding(
+                    cell=config.binding_cell, channels=config.binding_channels, persistent=False
+                )
+                self.decoy.set_decoy_of(self.binding)
+                self.register_load_state_dict_post_hook(_refresh_decoy)
         self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
         out_dim = 1 + config.num_bits
@@ -76,15 +86,21 @@ class SignatureDetector(nn.Module):
         if p > 1 and (h % p or w % p):
             # Pixel-unshuffle needs sides divisible by p: reflect-pad the last row/column.
             x = torch.nn.functional.pad(x, (0, (-w) % p, 0, (-h) % p), mode="replicate")
-        return self.net(self.features(x))  # (B, 1 + num_bits)
+        if self.decoy is None:
+            return self.net(self.features(x))  # (B, 1 + num_bits)
+        b = len(x)
+        both = self.net(torch.cat([self.features(x), self.features(x, mask=self.decoy)]))
+        own, reference = both[:b], both[b:, :1]  # (B, 1 + num_bits), (B, 1)
+        return torch.cat([own[:, :1] - reference, own[:, 1:]], dim=1)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor, *, mask: ContentBinding | None = None) -> torch.Tensor:
         """What the network reads: normalised pixels (v1), or the image's high-pass demodulated
-        by its own keyed content mask (v2). (B, 3, H, W)."""
+        by its own keyed content mask (v2; ``mask`` swaps in another, e.g. the decoy).
+        (B, 3, H, W)."""
         if self.binding is None:
             return (x - self.mean) / self.std
-        demodulated = highpass(x, self.config.highpass_sigma) * self.binding(x)  # (B, 3, H, W)
-        return demodulated / self.std
+        m = (mask or self.binding)(x)  # (B, 1, H, W)
+        return highpass(x, self.config.highpass_sigma) * m / self.std
 
     @torch.no_grad()
     def rekey(self, key: bytes) -> None:
@@ -92,9 +108,16 @@ class SignatureDetector(nn.Module):
         if self.binding is None:
             raise ValueError("a v1 (binding='none') detector has no key")
         self.binding.rekey(key)
+        if self.decoy is not None:
+            self.decoy.set_decoy_of(self.binding)
 
     def save_pretrained(self, path: str | Path, *, dtype: torch.dtype | None = None) -> None:
         """Write the weights only (configs live in the kit's ``config.json``)."""
         from advsig.models.modeling_utils import save_weights
 
         save_weights(self, path, dtype=dtype)
+
+
+def _refresh_decoy(module: SignatureDetector, incompatible_keys) -> None:
+    """After weights load, rederive the decoy mask from the loaded (keyed) mask."""
+    module.decoy.set_decoy_of(module.binding)

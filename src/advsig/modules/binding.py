@@ -76,11 +76,13 @@ class ContentBinding(nn.Module):
     # zero (unstable under processing) carry little signature.
     gain = 4.0
 
-    def __init__(self, *, cell: int, channels: int, key: bytes | None = None) -> None:
+    def __init__(
+        self, *, cell: int, channels: int, key: bytes | None = None, persistent: bool = True
+    ) -> None:
         super().__init__()
         self.cell = cell
-        self.register_buffer("conv1", torch.zeros(channels, 1, 3, 3))
-        self.register_buffer("conv2", torch.zeros(1, channels, 3, 3))
+        self.register_buffer("conv1", torch.zeros(channels, 1, 3, 3), persistent=persistent)
+        self.register_buffer("conv2", torch.zeros(1, channels, 3, 3), persistent=persistent)
         if key is not None:
             self.rekey(key)
 
@@ -91,6 +93,19 @@ class ContentBinding(nn.Module):
         c = self.conv1.shape[0]
         self.conv1.copy_(torch.randn(self.conv1.shape, generator=g) / 3.0)
         self.conv2.copy_(torch.randn(self.conv2.shape, generator=g) / math.sqrt(9 * c))
+
+    @torch.no_grad()
+    def set_decoy_of(self, other: ContentBinding) -> None:
+        """Make this mask ``other``'s decoy: weights drawn from a digest of ``other``'s weights.
+
+        Why a digest and not the key: a kit holds no key (only the weights it derived), and
+        kits saved before decoys existed must get the same decoy every time they load. The
+        decoy is no secret: it only references the score, and knowing it says nothing about
+        the kit's own mask.
+        """
+        # Rounded to float16 first, so a kit saved in half precision keeps the same decoy.
+        weights = torch.cat([other.conv1.flatten(), other.conv2.flatten()]).detach().cpu()
+        self.rekey(b"decoy:" + weights.half().numpy().tobytes())
 
     def remove_cell_means(self, residual: torch.Tensor) -> torch.Tensor:
         """``residual`` (B, C, H, W) minus its mean over each mask cell (same grid as M).

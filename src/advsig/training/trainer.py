@@ -78,6 +78,11 @@ def train_signature(config: TrainConfig) -> Kit:
         inj_cfg, det_cfg = _init_configs(config, inj_cfg, det_cfg)
     if config.target_psnr is not None:
         inj_cfg = dataclasses.replace(inj_cfg, target_psnr=config.target_psnr)
+    # F trains on its raw logit; the decoy reference is applied only once training is done.
+    # Why: trained on the difference, F learns to tell the kit's mask from the decoy's on
+    # clean images (both are functions of the image), which defeats the reference.
+    score_reference = det_cfg.score_reference
+    det_cfg = dataclasses.replace(det_cfg, score_reference="none")
     key = None
     if config.binding == "content":
         key_file = Path(config.key_file) if config.key_file else out / KEY_FILE_NAME
@@ -215,6 +220,8 @@ def train_signature(config: TrainConfig) -> Kit:
         key_fingerprint=key_fingerprint(key) if key is not None else None,
         upscale_within_work=config.binding == "content",
     )  # fmt: skip
+    if kit.bound and score_reference != "none":
+        kit = kit.with_score_reference(score_reference)
     if accelerator.is_main_process:
         summary = calibrate(
             kit, val_src, num=config.num_calibration, seed=config.seed,

@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_security import targets  # noqa: E402
 
-from advsig.attacks.forgery import highpass_residuals, scale_to_psnr  # noqa: E402
+from advsig.attacks.forgery import highpass_residuals, round8, scale_to_psnr  # noqa: E402
 from advsig.bench.adversaries import attacker_crops  # noqa: E402
 from advsig.kit import Kit  # noqa: E402
 
@@ -35,15 +35,14 @@ def main() -> None:
     ks = [int(k) for k in args.ks.split(",")]
     tgt = torch.stack(targets(256, 64, 0))
     own = attacker_crops(max(ks), (256, 256), seed=3)
-    clean = torch.stack([(o * 255).round() / 255 for o in own])
+    clean = round8(torch.stack(own))
     signed = torch.cat(
-        [(kit.sign(clean[i : i + 50], code="0badc0de") * 255).round() / 255
-         for i in range(0, len(clean), 50)]
-    )  # fmt: skip
+        [round8(kit.sign(clean[i : i + 50], code="0badc0de")) for i in range(0, len(clean), 50)]
+    )
     threshold = kit.threshold(1e-3, size=(256, 256))
 
     def flagged(pattern: torch.Tensor) -> str:
-        y = ((tgt + scale_to_psnr(pattern, 40.0)).clamp(0, 1) * 255).round() / 255
+        y = round8(tgt + scale_to_psnr(pattern, 40.0))
         scores = kit.logits(y)[:, 0]
         return f"{(scores >= threshold).float().mean():.3f} (median {scores.median():+.2f})"
 

@@ -8,6 +8,8 @@ from typing import Any
 
 from advsig.errors import ConfigError
 
+AUGMENT_KINDS = ("paper", "robust", "light", "none")
+
 
 def _from_dict(cls, data: dict[str, Any]):
     """Build a dataclass from a dict, refusing unknown keys and restoring tuples."""
@@ -174,7 +176,8 @@ class TrainConfig:
         lambda_max / lambda_warmup: weight of the detection losses, ramped linearly from
             ``lambda_min`` to ``lambda_max`` over ``lambda_warmup`` steps.
         augment: ``"paper"`` (rotation, blur, flip), ``"robust"`` (adds JPEG, resize, crop,
-            noise, colour) or ``"none"``.
+            noise, colour), ``"light"`` (JPEG, resize, noise, brightness: no geometry) or
+            ``"none"``.
         augment_start / augment_ramp: batches are augmented with probability 0 before
             ``augment_start``, rising linearly to ``augment_max`` over ``augment_ramp`` steps. Why: with rotations
             and flips from step 0, the code is never learned; learned first, it then hardens.
@@ -210,6 +213,14 @@ class TrainConfig:
             forgeries stop where their loss is already small; the threshold, set on the clean
             tail, then sits below the forgeries. A common soft target gives both the same
             optimum score.
+        ghost_negatives: add a third forgery negative, each clean crop plus the mean high-pass
+            of the batch's signed crops (content and signature together, 36-46 dB). Why: that
+            is what an attacker averaging signed images without originals gets, and the
+            content ghost carries the signature bound to it.
+        removal_weight: weight of removal positives, each signed crop minus the mean residual
+            of the batch's other crops (35-45 dB), labelled signed. Why: any part of the
+            signature that is the same on every image can be estimated and subtracted; F must
+            find the image's own part.
     """
 
     data: str
@@ -249,6 +260,8 @@ class TrainConfig:
     binding: str = "content"
     transplant_weight: float = 4.0
     negative_label: float = 0.0
+    ghost_negatives: bool = False
+    removal_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.binding not in ("content", "none"):
@@ -257,8 +270,12 @@ class TrainConfig:
             raise ConfigError(f"transplant_weight must be >= 0, got {self.transplant_weight!r}")
         if self.shift < 0:
             raise ConfigError(f"shift must be >= 0, got {self.shift!r}")
-        if self.augment not in ("paper", "robust", "none"):
-            raise ConfigError(f"augment must be paper, robust or none, got {self.augment!r}")
+        if self.augment not in AUGMENT_KINDS:
+            raise ConfigError(
+                f"augment must be one of {', '.join(AUGMENT_KINDS)}, got {self.augment!r}"
+            )
+        if self.removal_weight < 0:
+            raise ConfigError(f"removal_weight must be >= 0, got {self.removal_weight!r}")
         for name in ("steps", "batch_size", "crop_size", "work_size", "checkpoint_every"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")

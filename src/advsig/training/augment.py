@@ -2,7 +2,10 @@
 
 ``paper`` is the authors' recipe (rotation within 30 degrees, Gaussian blur sigma 0.01-1,
 horizontal flip). ``robust`` adds a differentiable JPEG, down-and-up resizing, crops, noise and
-colour changes, so that the signature survives what images go through after release.
+colour changes, so that the signature survives what images go through after release. ``light``
+is the processing every image meets on its way to a platform (JPEG, resizing, noise, brightness)
+without geometric changes: rotations and flips move a content-bound signature's mask against the
+image, which is the robust kit's job.
 """
 
 from __future__ import annotations
@@ -55,6 +58,12 @@ class PairedAugment(nn.Module):
                 K.RandomGaussianBlur((5, 5), (0.01, 1.0), p=0.5),
                 K.RandomHorizontalFlip(p=0.5),
             ]
+        if kind == "light":
+            ops += [
+                K.ColorJitter(0.35, 0.2, 0.0, 0.0, p=0.4),
+                K.RandomGaussianNoise(std=0.025, p=0.3),
+                K.RandomJPEG(jpeg_quality=(50.0, 95.0), p=0.5),
+            ]
         if kind == "robust":
             ops += [
                 K.RandomResizedCrop((1, 1), scale=(0.5, 1.0), ratio=(0.75, 1.33), p=0.3),
@@ -65,7 +74,9 @@ class PairedAugment(nn.Module):
             ]
         self.seq = K.AugmentationSequential(*ops, data_keys=["input"]) if ops else None
         self.resample = (
-            RandomResample(p=0.5 if kind == "robust" else 0.3) if kind != "none" else None
+            RandomResample(p=0.5 if kind in ("robust", "light") else 0.3)
+            if kind != "none"
+            else None
         )
 
     def forward(

@@ -28,6 +28,7 @@ from advsig.data.datasets import ImagePool, RandomCrops, resolve_training_data
 from advsig.errors import CheckpointError, ConfigError
 from advsig.kit import STANDARD_FPRS, Kit
 from advsig.models.factory import build_model, model_config
+from advsig.modules.binding import highpass
 from advsig.signature_key import KEY_FILE_NAME, key_fingerprint, load_or_create_key, read_key
 from advsig.training.augment import PairedAugment, quantize_ste
 from advsig.training.checkpoint import (
@@ -84,7 +85,10 @@ def train_signature(config: TrainConfig) -> Kit:
     score_reference = det_cfg.score_reference
     det_cfg = dataclasses.replace(det_cfg, score_reference="none")
     key = None
-    if config.binding == "content":
+    # Fine-tuning a v2 kit without a key file keeps that kit's key: its keyed buffers (mask,
+    # carriers) are copied with the weights, and no new key is drawn.
+    inherit_key = _inherits_key(config)
+    if config.binding == "content" and not inherit_key:
         key_file = Path(config.key_file) if config.key_file else out / KEY_FILE_NAME
         if accelerator.is_main_process:
             load_or_create_key(key_file)
@@ -92,7 +96,7 @@ def train_signature(config: TrainConfig) -> Kit:
         key = read_key(key_file)
     injector, detector = build_model(inj_cfg, key=key), build_model(det_cfg, key=key)
     if config.init_kit is not None and resolve_resume(ckpt_root, config.resume) is None:
-        _load_init_weights(config.init_kit, injector, detector)
+        _load_init_weights(config.init_kit, injector, detector, with_key=inherit_key)
     optimizer = torch.optim.Adam(
         list(injector.parameters()) + list(detector.parameters()), lr=config.lr
     )
@@ -146,24 +150,31 @@ def train_signature(config: TrainConfig) -> Kit:
             signed = injector(x, bits if n else None)  # (B, 3, c, c)
             fidelity = F.mse_loss(signed, x)
             seen = quantize_ste(signed) if config.quantize else signed
-            views = [seen, *_forgery_negatives(x, signed, config)]  # each (B, 3, c, c)
+            positives = [seen, *_removal_positives(x, signed, config, data_gen)]
+            negatives = _forgery_negatives(x, signed, config, data_gen)
+            views = [*positives, *negatives]  # each (B, 3, c, c)
             *views, clean = _shifted_window([*views, x], config, data_gen)  # (B, 3, crop, crop)
             num_views = len(views)
-            views = torch.cat(views)  # (V*B, 3, crop, crop): signed, then forgeries
+            views = torch.cat(views)  # (V*B, 3, crop, crop): signed, removals, then forgeries
             if float(torch.rand((), generator=data_gen)) < _augment_probability(config, step):
                 views, clean = augment(views, clean.repeat(num_views, 1, 1, 1))
                 clean = clean[: len(x)]
             logits = detector(torch.cat([views, clean]))  # ((V+1)B, 1 + n)
             b = len(x)
+            p = len(positives) * b  # rows labelled signed
             target = torch.full((len(logits),), config.negative_label, device=logits.device)
-            target[:b] = 1
+            target[:p] = 1
             det_loss = F.binary_cross_entropy_with_logits(
                 torch.cat([logits[:b, 0], logits[-b:, 0]]), torch.cat([target[:b], target[-b:]])
             )
-            if num_views > 1:
-                forged = logits[b:-b, 0]  # ((V-1)B,) forgeries, labelled clean
+            if p > b:
+                det_loss = det_loss + config.removal_weight * F.binary_cross_entropy_with_logits(
+                    logits[b:p, 0], target[b:p]
+                )
+            if negatives:
+                forged = logits[p:-b, 0]  # (N*B,) forgeries, labelled clean
                 det_loss = det_loss + config.transplant_weight * F.binary_cross_entropy_with_logits(
-                    forged, target[b:-b]
+                    forged, target[p:-b]
                 )
             bit_loss = (
                 F.binary_cross_entropy_with_logits(logits[: len(x), 1:], bits)
@@ -179,7 +190,8 @@ def train_signature(config: TrainConfig) -> Kit:
             with torch.no_grad():
                 psnr = -10 * math.log10(max(fidelity.item(), 1e-12))
                 acc = ((logits[:, 0] > 0).float() == (target > 0.5)).float().mean().item()
-                forged_acc = (logits[b:-b, 0] <= 0).float().mean().item() if num_views > 1 else 1.0
+                forged_acc = (logits[p:-b, 0] <= 0).float().mean().item() if negatives else 1.0
+                removal_acc = (logits[b:p, 0] > 0).float().mean().item() if p > b else 1.0
                 bit_acc = (
                     ((logits[: len(x), 1:] > 0).float() == bits).float().mean().item() if n else 1.0
                 )
@@ -191,6 +203,7 @@ def train_signature(config: TrainConfig) -> Kit:
                 "bits_bce": bit_loss.item(),
                 "detect_acc": acc,
                 "forgery_rejected": forged_acc,
+                "removal_detected": removal_acc,
                 "bit_acc": bit_acc,
                 "lambda": lam,
             }
@@ -217,7 +230,11 @@ def train_signature(config: TrainConfig) -> Kit:
     kit = Kit(
         inj, det, work_size=config.work_size, tile_size=config.crop_size,
         detect_scales=config.detect_scales,
-        key_fingerprint=key_fingerprint(key) if key is not None else None,
+        key_fingerprint=(
+            Kit.from_pretrained(config.init_kit).key_fingerprint
+            if inherit_key
+            else key_fingerprint(key) if key is not None else None
+        ),
         upscale_within_work=config.binding == "content",
     )  # fmt: skip
     if kit.bound and score_reference != "none":
@@ -242,12 +259,16 @@ def train_signature(config: TrainConfig) -> Kit:
     return kit
 
 
-def _forgery_negatives(x: torch.Tensor, signed: torch.Tensor, config: TrainConfig) -> list:
+def _forgery_negatives(
+    x: torch.Tensor, signed: torch.Tensor, config: TrainConfig, gen: torch.Generator
+) -> list:
     """Forged images labelled clean: (B, 3, c, c) each, empty without binding or weight.
 
     ``moved``: crop i carries crop i-1's residual (the transplant attack). ``averaged``: every
     crop carries the batch's mean residual, rescaled to one residual's RMS (the averaging
-    attack, which on a fixed-pattern signature recovers the pattern).
+    attack, which on a fixed-pattern signature recovers the pattern). ``ghost`` (with
+    ``config.ghost_negatives``): every crop carries the mean high-pass of the signed batch at
+    36-46 dB (the averaging attack without originals: content ghost plus its signature).
     """
     if config.binding == "none" or config.transplant_weight == 0 or len(x) < 2:
         return []
@@ -258,7 +279,37 @@ def _forgery_negatives(x: torch.Tensor, signed: torch.Tensor, config: TrainConfi
         scale = res.square().mean().add(1e-12).sqrt() / mean.square().mean().add(1e-12).sqrt()
     averaged = x + mean * scale
     views = [moved.clamp(0, 1), averaged.clamp(0, 1)]
+    if config.ghost_negatives:
+        ghost = highpass(signed, 1.0).mean(dim=0, keepdim=True)  # (1, 3, c, c)
+        views.append((x + _at_psnr(ghost, _uniform(36.0, 46.0, gen))).clamp(0, 1))
     return [quantize_ste(v) for v in views] if config.quantize else views
+
+
+def _removal_positives(
+    x: torch.Tensor, signed: torch.Tensor, config: TrainConfig, gen: torch.Generator
+) -> list:
+    """Signed crops minus the mean residual of the batch's other crops (35-45 dB), labelled signed.
+
+    Empty unless ``config.removal_weight`` > 0. Leave-one-out, as the attacker's estimate comes
+    from images other than the one attacked.
+    """
+    if config.removal_weight == 0 or len(x) < 2:
+        return []
+    res = signed - x  # (B, 3, c, c)
+    others = (res.sum(dim=0, keepdim=True) - res) / (len(x) - 1)  # (B, 3, c, c)
+    removed = (signed - _at_psnr(others, _uniform(35.0, 45.0, gen))).clamp(0, 1)
+    return [quantize_ste(removed) if config.quantize else removed]
+
+
+def _uniform(lo: float, hi: float, gen: torch.Generator) -> float:
+    return lo + (hi - lo) * float(torch.rand((), generator=gen))
+
+
+def _at_psnr(pattern: torch.Tensor, psnr: float) -> torch.Tensor:
+    """``pattern`` rescaled (as a constant, no gradient through the scale) to ``psnr`` dB RMS."""
+    with torch.no_grad():
+        scale = 10 ** (-psnr / 20) / pattern.square().mean().add(1e-20).sqrt()
+    return pattern * scale
 
 
 def _shifted_window(batches: list, config: TrainConfig, gen: torch.Generator) -> list:
@@ -290,16 +341,32 @@ def _init_configs(config: TrainConfig, inj_cfg, det_cfg):
     return inj, det
 
 
-def _load_init_weights(name: str, injector: nn.Module, detector: nn.Module) -> None:
-    """Copy ``name``'s learned parameters; keyed buffers (carriers, mask) stay this run's."""
+def _inherits_key(config: TrainConfig) -> bool:
+    """Whether this run keeps ``config.init_kit``'s key (a bound seed kit and no key file)."""
+    if config.init_kit is None or config.key_file is not None or config.binding != "content":
+        return False
+    return Kit.from_pretrained(config.init_kit).bound
+
+
+def _load_init_weights(
+    name: str, injector: nn.Module, detector: nn.Module, *, with_key: bool = False
+) -> None:
+    """Copy ``name``'s learned parameters, and with ``with_key`` its keyed buffers too.
+
+    Without ``with_key`` the keyed buffers (carriers, mask) stay this run's.
+    """
     kit = Kit.from_pretrained(name)
     for src, dst in ((kit.injector, injector), (kit.detector, detector)):
         params = dict(src.named_parameters())
         missing = sorted(set(dict(dst.named_parameters())) - set(params))
         if missing:
             raise CheckpointError(f"{name}: weights lack {missing[:5]} for this architecture")
+        if with_key:
+            params = src.state_dict()
         dst.load_state_dict(params, strict=False)
-    logger.info("W and F start from the weights of %s", name)
+    logger.info(
+        "W and F start from the weights of %s%s", name, " and keep its key" if with_key else ""
+    )
 
 
 def _checkpoint(accelerator, config, root, step, injector, detector, optimizer, data_gen, elapsed):

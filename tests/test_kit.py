@@ -4,7 +4,13 @@ import pytest
 import torch
 
 from advsig.codes.calibration import Calibration
-from advsig.errors import CheckpointError, ConfigError, KitNotFoundError
+from advsig.errors import (
+    CheckpointError,
+    ConfigError,
+    ImageTooSmallError,
+    KitNotFoundError,
+    UnsupportedImageError,
+)
 from advsig.kit import Kit
 from advsig.models.factory import create_model
 
@@ -99,9 +105,9 @@ def test_mismatched_bit_counts_are_refused(tmp_path):
 
 def test_bad_input_shapes_are_refused():
     kit = _kit()
-    with pytest.raises(ValueError, match="must be"):
+    with pytest.raises(UnsupportedImageError, match="must be"):
         kit.sign(torch.rand(3, 32))
-    with pytest.raises(ValueError, match="at least 32"):
+    with pytest.raises(ImageTooSmallError, match="at least 32"):
         kit.detect(torch.rand(1, 3, 20, 20))
 
 

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -32,8 +33,9 @@ import torch.nn.functional as F
 from advsig.codes.bits import bits_to_hex, hex_to_bits
 from advsig.codes.calibration import Calibration, StratifiedCalibration, calibration_from_dict
 from advsig.config import DetectorConfig, InjectorConfig
+from advsig.data.convert import ImageInput, to_library
 from advsig.data.datasets import fit_within, fitted_size
-from advsig.errors import CheckpointError, ConfigError, KitNotFoundError
+from advsig.errors import CheckpointError, ConfigError, ImageTooSmallError, KitNotFoundError
 from advsig.models.detector import SignatureDetector
 from advsig.models.injector import SignatureInjector
 from advsig.models.modeling_utils import load_weights
@@ -328,22 +330,10 @@ class Kit:
         return out
 
     # ----------------------------------------------------------------- sign / detect
-    @staticmethod
-    def _as_list(images: torch.Tensor | Sequence[torch.Tensor]) -> tuple[list[torch.Tensor], bool]:
-        if isinstance(images, torch.Tensor):
-            if images.dim() == 3:
-                return [images], False
-            if images.dim() == 4:
-                return list(images), True
-            raise ValueError(f"images must be (3, H, W) or (B, 3, H, W), got {tuple(images.shape)}")
-        return list(images), True
-
     def _batches(self, images: list[torch.Tensor], batch_size: int):
         """Group images whose working-resolution shapes match, in batches of ``batch_size``."""
         groups: dict[tuple, list[_Prepared]] = {}
         for i, img in enumerate(images):
-            if img.dim() != 3 or img.shape[0] != 3:
-                raise ValueError(f"image {i} must be (3, H, W), got {tuple(img.shape)}")
             work = fit_within(img.float(), self.work_size)
             groups.setdefault(tuple(work.shape), []).append(_Prepared(i, img, work))
         for items in groups.values():
@@ -353,17 +343,24 @@ class Kit:
     @torch.inference_mode()
     def sign(
         self,
-        images: torch.Tensor | Sequence[torch.Tensor],
+        images: ImageInput,
         *,
         code: str | int | None = None,
         batch_size: int = 16,
-    ) -> torch.Tensor | list[torch.Tensor]:
-        """Signed copies of ``images`` (float (B, 3, H, W), (3, H, W) or a list; values in [0, 1]).
+    ) -> Any:
+        """Signed copies of ``images``, of the kind and structure given.
 
-        ``code`` is a hex string or int of at most ``num_bits`` bits (default: all zeros). Returns
-        the same structure and sizes as the input.
+        ``images``: float tensors in [0, 1] ((B, 3, H, W), (3, H, W) or a list), PIL images,
+        NumPy arrays (uint8 or float (H, W, 3|4), or a (B, H, W, 3) batch), file paths, or a
+        list of these. PIL in, PIL out (alpha kept); arrays keep their dtype; a path comes back
+        as a PIL image. ``code`` is a hex string or int of at most ``num_bits`` bits (default:
+        all zeros).
+
+        Example:
+            >>> signed = kit.sign(Image.open("photo.png"), code="deadbeef")  # a PIL image
         """
-        items, batched = self._as_list(images)
+        converted = to_library(images)
+        items = converted.images
         bits = hex_to_bits(code, self.num_bits).to(self.device)
         out: list[torch.Tensor | None] = [None] * len(items)
         for group in self._batches(items, batch_size):
@@ -375,22 +372,23 @@ class Kit:
                 if r.shape != full.shape:
                     r = F.interpolate(r[None], size=full.shape[-2:], mode="bilinear")[0]
                 out[g.index] = r.add_(full).clamp_(0, 1).to(g.image.device)
-        if isinstance(images, torch.Tensor) and batched:
-            return torch.stack(out)  # type: ignore[arg-type]
-        return out if batched else out[0]  # type: ignore[return-value]
+        return converted.restore(out)
 
     @torch.inference_mode()
-    def logits(
-        self, images: torch.Tensor | Sequence[torch.Tensor], *, batch_size: int = 16
-    ) -> torch.Tensor:
+    def logits(self, images: ImageInput, *, batch_size: int = 16) -> torch.Tensor:
         """Raw detector outputs (N, 1 + num_bits): signature logit, then bit logits."""
+        return self._logits(to_library(images).images, batch_size)
+
+    def _logits(self, items: list[torch.Tensor], batch_size: int) -> torch.Tensor:
         detector = self._require_detector()
-        items, _ = self._as_list(images)
         out = torch.empty(len(items), 1 + self.num_bits)
         for group in self._batches(items, batch_size):
             work = torch.stack([g.work for g in group]).to(self.device)  # (b, 3, h, w)
             if min(work.shape[-2:]) < detector.min_size:
-                raise ValueError(f"images must be at least {detector.min_size} pixels on a side")
+                raise ImageTooSmallError(
+                    f"images must be at least {detector.min_size} pixels on a side for this kit, "
+                    f"got {tuple(work.shape[-2:])}"
+                )
             out[[g.index for g in group]] = self._detect_work(work).float().cpu()
         return out
 
@@ -510,15 +508,22 @@ class Kit:
             )
         return results
 
+    @torch.inference_mode()
     def detect(
         self,
-        images: torch.Tensor | Sequence[torch.Tensor],
+        images: ImageInput,
         *,
         fpr: float = 1e-3,
         batch_size: int = 16,
     ) -> list[DetectionResult]:
-        """Is each image signed (at false-positive rate ``fpr``), and which code does it carry."""
-        items, _ = self._as_list(images)
+        """Is each image signed (at false-positive rate ``fpr``), and which code does it carry.
+
+        ``images`` as for :meth:`sign`; one result per image, always a list. Results of files
+        carry their path.
+        """
+        converted = to_library(images)
+        items = converted.images
         sizes = [tuple(img.shape[-2:]) for img in items]
-        logits = self.logits(items, batch_size=batch_size)
-        return self.results_from_logits(logits, fpr=fpr, sizes=sizes)
+        logits = self._logits(items, batch_size)
+        paths = converted.paths if any(p is not None for p in converted.paths) else None
+        return self.results_from_logits(logits, fpr=fpr, sizes=sizes, paths=paths)

@@ -8,6 +8,7 @@ import httpx
 import pytest
 import torch
 
+from advsig.errors import ImageTooSmallError
 from advsig.kit import Kit
 from advsig.serve import Batcher, BusyError, create_app
 from advsig.serve.limits import ServeSettings
@@ -48,7 +49,7 @@ def test_a_bad_image_fails_alone(tiny_kit: Kit):
             await batcher.stop()
 
     a, bad, c = asyncio.run(run())
-    assert isinstance(bad, ValueError) and "at least" in str(bad)
+    assert isinstance(bad, ImageTooSmallError) and "at least" in str(bad)
     assert a.shape == (1 + tiny_kit.num_bits,) and torch.equal(a, c)
 
 

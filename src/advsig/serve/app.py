@@ -1,6 +1,8 @@
 """The HTTP service: detection and attribution behind API keys, limits and dynamic batching.
 
 Endpoints (OpenAPI docs at /docs, schema at /openapi.json):
+    GET  /                                   no key; a page that checks dropped images with
+                                             the endpoints below (see ``serve/page.py``).
     GET  /v1/health                          no key; liveness and the served kit.
     POST /v1/detect                          role detect or admin; multipart field ``images``
                                              (one or more files), query ``fpr``; one result per
@@ -13,6 +15,8 @@ Endpoints (OpenAPI docs at /docs, schema at /openapi.json):
                                              {"owner", "model"?, "min_distance"?, "strategy"?, "seed"?}.
     POST /v1/registry/codes/{code}/revoke    role admin.
     GET  /v1/admin/stats                     role admin; batching counters.
+    GET  /metrics                            role admin; Prometheus text format (series in
+                                             ``serve/metrics.py``); admin-only like the stats.
 
 Status codes: 401 missing or bad key, 403 wrong role, 404 unknown owner or code, 409 duplicate
 owner or no code left, 413 body / image pixels / image count over the limit, 415 not multipart,
@@ -36,7 +40,7 @@ from typing import Annotated
 import torch
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -58,6 +62,8 @@ from advsig.serve import schemas
 from advsig.serve.auth import Authenticator, RateLimiter, retry_after_header
 from advsig.serve.batching import Batcher, BusyError
 from advsig.serve.limits import BodySizeLimit, ServeSettings
+from advsig.serve.metrics import CONTENT_TYPE_LATEST, MetricsMiddleware, ServiceMetrics
+from advsig.serve.page import add_page_routes
 from advsig.signing import work_image
 from advsig.types import DetectionResult
 
@@ -144,10 +150,12 @@ def create_app(kit: Kit, registry: Registry, settings: ServeSettings | None = No
     """
     settings = settings or ServeSettings()
     kit.threshold(settings.fpr)  # an uncalibrated or injector-only kit fails now, not per request
+    metrics = ServiceMetrics()
     batcher = Batcher(
         kit, max_batch=settings.max_batch, max_wait_ms=settings.max_wait_ms,
-        max_queue=settings.max_queue,
+        max_queue=settings.max_queue, on_batch=metrics.observe_batch,
     )  # fmt: skip
+    metrics.watch_queue(lambda: batcher.queued, settings.max_queue)
     auth = Authenticator(registry, cache_s=settings.key_cache_s)
     limiter = RateLimiter()
     books = _CodeBooks(registry, settings.kit_label, kit.num_bits, settings.codebook_ttl_s)
@@ -169,8 +177,12 @@ def create_app(kit: Kit, registry: Registry, settings: ServeSettings | None = No
         lifespan=lifespan,
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    # Added last, so outermost: it also counts the body limit's 413s.
+    app.add_middleware(MetricsMiddleware, metrics=metrics, routes=app.router.routes)
     app.state.settings = settings
     app.state.batcher = batcher
+    app.state.metrics = metrics
+    add_page_routes(app)
 
     def require(*roles: str):
         async def dependency(request: Request) -> KeyInfo:
@@ -209,7 +221,7 @@ def create_app(kit: Kit, registry: Registry, settings: ServeSettings | None = No
     async def _busy(_request: Request, exc: BusyError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "1"})
 
-    async def detect_uploads(request: Request, fpr: float) -> list[DetectionResult]:
+    async def detect_uploads(request: Request, fpr: float, endpoint: str) -> list[DetectionResult]:
         """One result per uploaded image, in order; unreadable images carry ``error``."""
         form, uploads = await _read_uploads(request, settings)
         try:
@@ -236,6 +248,7 @@ def create_app(kit: Kit, registry: Registry, settings: ServeSettings | None = No
             else:
                 res = kit.results_from_logits(row[None], fpr=fpr, sizes=[item.shape[-2:]])[0]
                 results.append(dataclasses.replace(res, path=name))
+        metrics.observe_images(endpoint, results)
         return results
 
     @app.get("/v1/health", response_model=schemas.Health, tags=["service"])
@@ -256,7 +269,7 @@ def create_app(kit: Kit, registry: Registry, settings: ServeSettings | None = No
         fpr: Annotated[float, Query(gt=0, lt=1)] = settings.fpr,
     ) -> dict:
         """Is each uploaded image signed? Fields as `advsig detect --json`, in upload order."""
-        results = await detect_uploads(request, fpr)
+        results = await detect_uploads(request, fpr, "/v1/detect")
         return {
             "kit": settings.kit_label, "fpr": fpr, "results": [detection_json(r) for r in results]
         }  # fmt: skip
@@ -274,19 +287,28 @@ def create_app(kit: Kit, registry: Registry, settings: ServeSettings | None = No
         """Detection plus who signed each image: the matched owner, or "signed, owner unknown"
         when no registered code is near enough to name one with p <= `confidence`."""
         book = await books.get()
-        results = await detect_uploads(request, fpr)
-        rows = [
-            attribution_json(
-                r, None if r.error else attribute(r, book, confidence=confidence), public=True
-            )
-            for r in results
-        ]
+        results = await detect_uploads(request, fpr, "/v1/attribute")
+        rows = []
+        for r in results:
+            found = None if r.error else attribute(r, book, confidence=confidence)
+            if found is not None:
+                metrics.observe_verdict(found.verdict.value)
+            rows.append(attribution_json(r, found, public=True))
         return {"kit": settings.kit_label, "fpr": fpr, "confidence": confidence, "results": rows}
 
     @app.get("/v1/admin/stats", response_model=schemas.Stats, tags=["admin"])
     async def stats(key: Annotated[KeyInfo, admin_role]) -> dict:
         """Batching counters since start."""
         return {"queued_images": batcher.queued, **batcher.stats.to_json_dict()}
+
+    @app.get(
+        "/metrics", tags=["admin"], response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}},
+    )  # fmt: skip
+    async def prometheus_metrics(key: Annotated[KeyInfo, admin_role]) -> Response:
+        """Prometheus text format: requests, images, latencies, batch sizes, queue depth.
+        Admin keys only, like the stats (Prometheus: `authorization: {credentials: KEY}`)."""
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/registry/owners", response_model=list[schemas.OwnerOut], tags=["registry"])
     async def registry_owners(

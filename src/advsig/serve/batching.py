@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -57,6 +58,9 @@ class BatchStats:
 class Batcher:
     """Collects images into batches for one worker that runs ``kit.logits``.
 
+    ``on_batch(size, seconds)``, if given, is called on the event loop after every forward pass
+    (the service's /metrics histograms); it must be quick and must not raise.
+
     Example:
         >>> batcher = Batcher(kit, max_batch=16, max_wait_ms=10)
         >>> await batcher.start()
@@ -64,7 +68,13 @@ class Batcher:
     """
 
     def __init__(
-        self, kit: Kit, *, max_batch: int = 16, max_wait_ms: float = 10.0, max_queue: int = 256
+        self,
+        kit: Kit,
+        *,
+        max_batch: int = 16,
+        max_wait_ms: float = 10.0,
+        max_queue: int = 256,
+        on_batch: Callable[[int, float], None] | None = None,
     ) -> None:
         if max_batch < 1 or max_queue < 1 or max_wait_ms < 0:
             raise ValueError(
@@ -76,6 +86,7 @@ class Batcher:
         self.max_wait_s = max_wait_ms / 1000.0
         self.max_queue = max_queue
         self.stats = BatchStats()
+        self.on_batch = on_batch
         self._queue: asyncio.Queue[_Item] | None = None
         self._task: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -162,6 +173,8 @@ class Batcher:
         s.largest = max(s.largest, size)
         s.compute_s += seconds
         s.sizes[size] = s.sizes.get(size, 0) + 1
+        if self.on_batch is not None:
+            self.on_batch(size, seconds)
 
     def _run(self, images: list[torch.Tensor]) -> list[torch.Tensor | Exception]:
         """One forward pass; if it fails, image by image so one bad image fails alone."""

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from advsig.config import InjectorConfig
-from advsig.modules.binding import DEFAULT_KEY, ContentBinding, key_generator
+from advsig.modules.binding import DEFAULT_KEY, ContentBinding, highpass, key_generator
 from advsig.modules.blocks import (
     FiLMResBlock,
     carrier_frequencies,
@@ -163,6 +163,10 @@ class SignatureInjector(nn.Module):
             # with a free additive part instead: W grew a signature of its own that carried
             # neither the key nor the code (bit accuracy 0.5).
             res = gain * texture * F.softplus(learned + _SOFTPLUS_ONE)
+            if self.config.residual_luma:
+                res = res.mean(dim=1, keepdim=True).expand(-1, 3, -1, -1)  # (B, 3, H', W')
+            if self.config.residual_sigma > 0:  # keep only what light processing keeps
+                res = res - highpass(res, self.config.residual_sigma)
             res = self.binding.remove_cell_means(res)  # W cannot move the mask F will read
         if self.config.target_psnr is not None:
             budget = 10 ** (-self.config.target_psnr / 20)  # RMS in [0, 1] units

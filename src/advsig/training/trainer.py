@@ -77,8 +77,9 @@ def train_signature(config: TrainConfig) -> Kit:
     det_cfg = model_config(config.detector, num_bits=config.num_bits, binding=config.binding)
     if config.init_kit is not None:
         inj_cfg, det_cfg = _init_configs(config, inj_cfg, det_cfg)
-    if config.target_psnr is not None:
-        inj_cfg = dataclasses.replace(inj_cfg, target_psnr=config.target_psnr)
+    for name in ("target_psnr", "residual_sigma", "residual_luma"):
+        if getattr(config, name) is not None:
+            inj_cfg = dataclasses.replace(inj_cfg, **{name: getattr(config, name)})
     # F trains on its raw logit; the decoy reference is applied only once training is done.
     # Why: trained on the difference, F learns to tell the kit's mask from the decoy's on
     # clean images (both are functions of the image), which defeats the reference.

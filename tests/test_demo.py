@@ -13,6 +13,7 @@ def test_demo_writes_report_panels_and_summary(trained_tiny_kit, tmp_path):
     summary = run_demo(out, kit=str(kit_dir), generators=())
     report = (out / "report.md").read_text()
     assert "## Detection" in report and "jpeg75" in report
+    assert "<h2>Detection</h2>" in (out / "report.html").read_text()
     for name in EMBEDDED_SPLITS["test"]:
         assert (out / "panels" / f"{name}.png").is_file()
         assert (out / "signed" / f"{name}.png").is_file()

@@ -23,6 +23,7 @@ from advsig.data.datasets import EMBEDDED_SPLITS, embedded_images
 from advsig.data.io import load_image, to_uint8
 from advsig.data.writers import save_image
 from advsig.errors import ConfigError
+from advsig.html_report import write_html_report
 from advsig.kit import Kit
 from advsig.utils import atomic_path, write_text_atomic
 
@@ -165,6 +166,7 @@ def run_demo(
         wall_time_s=round(time.time() - t0, 1), generators=gen_entries,
     )  # fmt: skip
     write_text_atomic(out / "report.md", render_report(summary))
+    write_html_report(out / "report.md")
     core = {k: v for k, v in asdict(summary).items() if k != "generators"}
     payload = {"core": core, "generators": gen_entries, "wall_time_s": summary.wall_time_s}
     write_text_atomic(out / "summary.json", json.dumps(payload, indent=2) + "\n")

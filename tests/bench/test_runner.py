@@ -54,6 +54,9 @@ def test_run_writes_rows_results_report_and_plots_then_resumes(tiny_kit_dir, tmp
     assert "| jpeg50 |" in report and "| advsig | dwtDct |" in report
     for png in ("detection-vs-strength.png", "fidelity-vs-robustness.png"):
         assert (out / "plots" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = (out / "report.html").read_text()  # self-contained: both plots inline, no links
+    assert page.count('src="data:image/png;base64,') == 2 and 'src="plots/' not in page
+    assert "<td>jpeg50</td>" in page
 
     again = run_bench(_config(tiny_kit_dir, out), progress=False)
     assert again["evaluated_rows"] == 0 and len(again["rows"]) == 18

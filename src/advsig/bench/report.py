@@ -10,6 +10,7 @@ import logging
 import math
 from pathlib import Path
 
+from advsig.html_report import write_html_report
 from advsig.utils import atomic_path, write_text_atomic
 
 logger = logging.getLogger(__name__)
@@ -294,7 +295,10 @@ def plot_fidelity_vs_robustness(results: dict, path: Path) -> Path | None:
 
 
 def write_report(results: dict, out: str | Path) -> Path:
-    """``out/report.md`` plus ``out/plots/*.png``; returns the report's path."""
+    """``out/report.md``, ``out/plots/*.png`` and ``out/report.html`` (self-contained).
+
+    Returns the Markdown report's path.
+    """
     out = Path(out)
     plots = out / "plots"
     strength = plot_strength(results, plots / "detection-vs-strength.png")
@@ -343,4 +347,5 @@ def write_report(results: dict, out: str | Path) -> Path:
         )
     path = out / "report.md"
     write_text_atomic(path, "\n".join(lines) + "\n")
+    write_html_report(path)
     return path

@@ -102,7 +102,7 @@ def bench(
     results = run_bench(config)
     typer.echo(
         f"{len(results['rows'])} rows ({results['evaluated_rows']} measured now) in "
-        f"{results['wall_time_s']:.0f} s; report: {out / 'report.md'}"
+        f"{results['wall_time_s']:.0f} s; report: {out / 'report.html'} (and report.md)"
     )
 
 

@@ -79,7 +79,8 @@ def demo(
             gt.add_row(role, f"{g[role + '_flag_rate']:.1%}", f"{bits:.3f}" if bits else "")
         console.print(gt)
     console.print(
-        f"report: {out / 'report.md'} (panels in {out / 'panels'}), {s.wall_time_s:.0f} s"
+        f"report: {out / 'report.html'} (also {out / 'report.md'}; panels in {out / 'panels'}), "
+        f"{s.wall_time_s:.0f} s"
     )
 
 

@@ -231,7 +231,7 @@ def eval_generator(
             f"{role}: {d['flag_rate_1e-3']:.1%} flagged at FPR 1e-3 "
             f"({d['flag_rate_1e-2']:.1%} at 1e-2){bits}"
         )
-    typer.echo(f"report: {report}")
+    typer.echo(f"report: {report.with_suffix('.html')} (and {report.name})")
 
 
 def _persistence(
@@ -239,6 +239,7 @@ def _persistence(
 ):
     from advsig.errors import ConfigError
     from advsig.generators.persistence import PersistenceConfig, finetune_attack, persistence_table
+    from advsig.html_report import write_html_report
     from advsig.utils import write_text_atomic
 
     try:
@@ -252,9 +253,10 @@ def _persistence(
     result = finetune_attack(kit, config, code=code)
     lines = ["# Persistence under fine-tuning", "", *persistence_table(result), ""]
     write_text_atomic(Path(out) / "report.md", "\n".join(lines))
+    html = write_html_report(Path(out) / "report.md")
     for r in result["milestones"]:
         typer.echo(f"after {r['attacker_steps']} attacker steps: {r['flag_rate_1e-3']:.1%} flagged")
-    typer.echo(f"report: {Path(out) / 'report.md'}")
+    typer.echo(f"report: {Path(out) / 'report.md'} ({html})")
 
 
 def register(app: typer.Typer) -> None:

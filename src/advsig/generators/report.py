@@ -8,6 +8,7 @@ import torch
 
 from advsig.data.io import list_images, load_image
 from advsig.data.writers import save_image
+from advsig.html_report import write_html_report
 from advsig.utils import write_text_atomic
 
 
@@ -59,7 +60,7 @@ def quality_table(results: dict) -> list[str]:
 
 
 def write_eval_report(results: dict, out: str | Path) -> Path:
-    """``out/report.md`` with detection and quality tables and one sample grid per model."""
+    """``out/report.md`` (and ``report.html``): detection, quality, one sample grid per model."""
     out = Path(out)
     lines = [
         "# advsig eval-generator",
@@ -87,4 +88,5 @@ def write_eval_report(results: dict, out: str | Path) -> Path:
             lines += [f"**{role}** ({results['models'][role]})", "", f"![{role}]({grid.name})", ""]
     path = out / "report.md"
     write_text_atomic(path, "\n".join(lines) + "\n")
+    write_html_report(path)
     return path

@@ -13,6 +13,7 @@ has one. A checkpoint folder is read with the architecture and calibration of ``
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import shutil
 import sys
@@ -39,6 +40,14 @@ def load(kit: str, like: str | None) -> Kit:
     shutil.copytree(resolve_kit_path(like), tmp)
     for name in ("injector.safetensors", "detector.safetensors"):
         shutil.copy(Path(kit) / name, tmp / name)
+    state = Path(kit) / "state.json"
+    if state.is_file():  # the run's own injector overrides (see TrainConfig)
+        trained = json.loads(state.read_text())["config"]
+        cfg = json.loads((tmp / "config.json").read_text())
+        for name in ("target_psnr", "residual_sigma", "residual_luma"):
+            if trained.get(name) is not None:
+                cfg["injector"][name] = trained[name]
+        (tmp / "config.json").write_text(json.dumps(cfg))
     return Kit.from_pretrained(tmp)
 
 

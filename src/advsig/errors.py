@@ -47,3 +47,7 @@ class OutputError(AdvsigError):
 
 class KeyFileError(ConfigError):
     """A kit key file that cannot be read, is malformed, or would be exposed."""
+
+
+class ProvenanceError(AdvsigError):
+    """A C2PA certificate, private key or manifest that cannot be used (the file is named)."""

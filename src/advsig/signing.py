@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from tqdm.auto import tqdm
@@ -21,9 +23,12 @@ from advsig.data.io import (
     load_image,
 )
 from advsig.data.writers import FORMATS, save_image
-from advsig.errors import ImageError, ImageTooSmallError, OutputError
+from advsig.errors import ImageError, ImageTooSmallError, OutputError, ProvenanceError
 from advsig.kit import Kit
 from advsig.types import SignResult
+
+if TYPE_CHECKING:
+    from advsig.provenance.manifest import ManifestWriter
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +122,32 @@ def _chunks(
         yield chunk
 
 
+def _write(
+    signed: torch.Tensor,
+    out: Path,
+    *,
+    alpha,
+    format: str,
+    quality: int,
+    manifest_writer: ManifestWriter | None,
+) -> None:
+    """Save one signed image (3, H, W) to ``out``; with a writer, embed a C2PA manifest too.
+
+    The plain image goes to a hidden sibling first and the manifest writer moves the result
+    into ``out`` atomically, so ``out`` never exists without its manifest (a resumed run would
+    otherwise skip it).
+    """
+    if manifest_writer is None:
+        save_image(signed, out, alpha=alpha, format=format, quality=quality)
+        return
+    plain = out.with_name(f".{out.name}.plain-{os.getpid()}")
+    try:
+        save_image(signed, plain, alpha=alpha, format=format, quality=quality)
+        manifest_writer.embed(plain, out, format=format)
+    finally:
+        plain.unlink(missing_ok=True)
+
+
 def sign_files(
     kit: Kit,
     src: str | Path,
@@ -132,12 +163,15 @@ def sign_files(
     num_processes: int = 1,
     progress: bool = True,
     on_result: Callable[[SignResult], None] | None = None,
+    manifest_writer: ManifestWriter | None = None,
 ) -> list[SignResult]:
     """Sign every image under ``src`` into ``dst``; returns one result per input file.
 
     Existing outputs are skipped (a re-run resumes) unless ``overwrite``. Bad files become
     ``status="failed"`` results with the error, and the run goes on. With several processes
-    (``accelerate launch``) each handles its own shard of the sorted file list.
+    (``accelerate launch``) each handles its own shard of the sorted file list. A
+    ``manifest_writer`` (:class:`advsig.provenance.ManifestWriter`) embeds a signed C2PA
+    manifest in every output (it keeps the last one, for the registry).
 
     Example:
         >>> sign_files(Kit.from_pretrained("base"), "photos/", "signed/", code="c0ffee")
@@ -172,8 +206,11 @@ def sign_files(
             if format == "jpeg" and alpha is not None and bool((alpha == 255).all()):
                 alpha = None  # an opaque alpha channel (common in screenshots) loses nothing
             try:
-                save_image(sig, out, alpha=alpha, format=format, quality=quality)
-            except ImageError as exc:
+                _write(
+                    sig, out, alpha=alpha, format=format, quality=quality,
+                    manifest_writer=manifest_writer,
+                )  # fmt: skip
+            except (ImageError, ProvenanceError) as exc:
                 record(SignResult(str(inp), None, "failed", error=str(exc)))
                 continue
             mse = float((sig - img.image).square().mean())

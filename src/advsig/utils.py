@@ -1,4 +1,4 @@
-"""Small helpers with no advsig dependencies: atomic writes."""
+"""Small helpers with no advsig dependencies: atomic writes, the user data folder."""
 
 from __future__ import annotations
 
@@ -7,6 +7,22 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+
+DATA_DIR_ENV = "ADVSIG_DATA_DIR"
+
+
+def user_data_dir() -> Path:
+    """Where advsig keeps per-user files (registry database, development C2PA certificate).
+
+    ``$ADVSIG_DATA_DIR`` when set (tests, containers, several isolated setups on one account),
+    else ``platformdirs.user_data_dir("advsig")``.
+    """
+    env = os.environ.get(DATA_DIR_ENV, "").strip()
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("advsig"))
 
 
 @contextlib.contextmanager

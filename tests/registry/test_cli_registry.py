@@ -125,7 +125,8 @@ def test_attribute_reports_a_verdict_per_image(
     detect_keys = {"path", "signed", "score", "p_value", "threshold", "fpr", "bits",
                    "bit_confidence", "error"}  # fmt: skip
     for row in rows:
-        assert row.keys() == detect_keys | {"owner", "attribution"}
+        assert row.keys() == detect_keys | {"owner", "attribution", "c2pa", "recovered_manifest"}
+        assert row["c2pa"] is None and row["recovered_manifest"] is None  # no manifests here
         if row["error"] is None:
             assert row["attribution"]["verdict"] in verdicts
             assert row["attribution"]["num_codes"] == 1

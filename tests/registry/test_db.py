@@ -117,6 +117,9 @@ def test_default_url_comes_from_env_or_user_data(monkeypatch, tmp_path: Path):
     monkeypatch.setenv(dbmod.ENV_VAR, f"sqlite:///{tmp_path / 'env.db'}")
     assert normalize_url(None) == f"sqlite:///{tmp_path / 'env.db'}"
     monkeypatch.delenv(dbmod.ENV_VAR)
+    monkeypatch.setenv("ADVSIG_DATA_DIR", str(tmp_path / "data"))
+    assert normalize_url(None) == f"sqlite:///{tmp_path / 'data' / dbmod.DB_FILENAME}"
+    monkeypatch.delenv("ADVSIG_DATA_DIR")
     import platformdirs
 
     expected = Path(platformdirs.user_data_dir("advsig")) / dbmod.DB_FILENAME

@@ -24,3 +24,13 @@ BatchOption = Annotated[
 CodeOption = Annotated[
     str | None, typer.Option("--code", "-c", help="Hex code to embed (default: all zeros).")
 ]
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        envvar="ADVSIG_DB",
+        help="Database URL: sqlite:///file, a file path, or postgresql+psycopg://user@host/db "
+        "(postgresql:// works too); default: a SQLite file in the user data folder.",
+        show_envvar=True,
+    ),
+]

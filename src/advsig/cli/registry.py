@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from advsig.cli.options import BatchOption, FprOption, KitOption
+from advsig.cli.options import BatchOption, DbOption, FprOption, KitOption
 
 registry_app = typer.Typer(
     help=(
@@ -19,16 +19,6 @@ registry_app = typer.Typer(
     no_args_is_help=True,
 )
 
-DbOption = Annotated[
-    str | None,
-    typer.Option(
-        "--db",
-        envvar="ADVSIG_DB",
-        help="Database URL: sqlite:///file, a file path, or postgresql+psycopg://user@host/db "
-        "(postgresql:// works too); default: a SQLite file in the user data folder.",
-        show_envvar=True,
-    ),
-]
 JsonOption = Annotated[bool, typer.Option("--json", help="One JSON object per line.")]
 ActorHelp = "Recorded as who made the change (default: the OS user name)."
 
@@ -214,13 +204,19 @@ def attribute(
     """Who signed each image: detection, then the nearest registered code and its p-value.
 
     Answers per image: attributed (owner named), signed with owner unknown, or not signed.
-    --json prints the fields of advsig detect --json plus "owner" and "attribution".
-    Unreadable files are reported and make the exit code 1.
+    When the matched code has a C2PA manifest on record (advsig sign --c2pa --db), that
+    manifest is returned with the match's p-value: provenance recovered from the pixels even
+    after the file's metadata was stripped.
+    --json prints the fields of advsig detect --json (with "c2pa", the embedded manifest) plus
+    "owner", "attribution" and "recovered_manifest". Unreadable files are reported and make the
+    exit code 1.
 
     Example: advsig registry attribute found/ --kit base --json
     """
     from advsig.detection import collect_files
     from advsig.kit import Kit
+    from advsig.provenance.lookup import recover_manifest
+    from advsig.provenance.summary import read_manifest
     from advsig.registry.attribution import (
         CodeBook,
         attribute_files,
@@ -229,24 +225,44 @@ def attribute(
     from advsig.registry.db import kit_label
 
     k = Kit.from_pretrained(kit)
+    label = kit_label(kit)
     with _open(db) as reg:
-        book = CodeBook.load(reg, kit=kit_label(kit), num_bits=k.num_bits)
-    files, missing = collect_files(paths)
-    pairs = attribute_files(
-        k, files, book, fpr=fpr, confidence=confidence, batch_size=batch_size,
-        progress=not as_json,
-    )  # fmt: skip
+        book = CodeBook.load(reg, kit=label, num_bits=k.num_bits)
+        files, missing = collect_files(paths)
+        pairs = attribute_files(
+            k, files, book, fpr=fpr, confidence=confidence, batch_size=batch_size,
+            progress=not as_json,
+        )  # fmt: skip
+        recovered = [None if r.error else recover_manifest(reg, a, kit=label) for r, a in pairs]
     for r in missing:
-        typer.echo(json.dumps(attribution_json(r, None)) if as_json else r.error)
-    for r, a in pairs:
         if as_json:
-            typer.echo(json.dumps(attribution_json(r, a)))
+            row = {**attribution_json(r, None), "c2pa": None, "recovered_manifest": None}
+            typer.echo(json.dumps(row))
+        else:
+            typer.echo(r.error)
+    for (r, a), found in zip(pairs, recovered):
+        embedded = read_manifest(r.path) if r.path and not r.error else None
+        if as_json:
+            row = {
+                **attribution_json(r, a),
+                "c2pa": embedded.to_json_dict() if embedded else None,
+                "recovered_manifest": found.to_json_dict() if found else None,
+            }
+            typer.echo(json.dumps(row))
         elif r.error:
             typer.echo(f"{r.path}\terror\t{r.error}")
         else:
             holder = f"{a.owner}/{a.model}" if a.model else a.owner or ""
             tied = f" (tied: {', '.join(a.tied_owners)})" if a.tied_owners else ""
             typer.echo(f"{r.path}\t{a.verdict.value}\t{holder}\t{a.reason}{tied}")
+            if embedded is not None:
+                typer.echo(f"  C2PA embedded: {embedded.describe()}")
+            if found is not None:
+                when = _when(found.recorded_at)
+                typer.echo(
+                    f"  C2PA recovered from the registry (p={found.p_value:.2g}, recorded "
+                    f"{when}): {found.manifest.describe()}, manifest {found.manifest.label}"
+                )
     if missing or any(r.error for r, _ in pairs):
         raise typer.Exit(1)
 

@@ -36,13 +36,14 @@ MIGRATION_LOCK_KEY = 0x61647673  # PostgreSQL advisory lock held while migrating
 
 
 def default_db_url() -> str:
-    """``$ADVSIG_DB`` if set, else a SQLite file in ``platformdirs.user_data_dir("advsig")``."""
+    """``$ADVSIG_DB`` if set, else a SQLite file in :func:`advsig.utils.user_data_dir`
+    (``$ADVSIG_DATA_DIR`` or ``platformdirs.user_data_dir("advsig")``)."""
     env = os.environ.get(ENV_VAR, "").strip()
     if env:
         return env
-    import platformdirs
+    from advsig.utils import user_data_dir
 
-    return f"sqlite:///{Path(platformdirs.user_data_dir('advsig')) / DB_FILENAME}"
+    return f"sqlite:///{user_data_dir() / DB_FILENAME}"
 
 
 def normalize_url(url: str | Path | None) -> str:

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -143,6 +144,10 @@ class Code(Base):
     assigned_by: Mapped[str] = mapped_column(String(MAX_ACTOR), server_default=UNKNOWN_ACTOR)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     revoked_by: Mapped[str | None] = mapped_column(String(MAX_ACTOR))
+    # The C2PA manifest store (JSON, as c2pa read it back) of the last image signed with this
+    # code by `advsig sign --c2pa`: provenance recoverable from the pixels once metadata is gone.
+    c2pa_manifest: Mapped[str | None] = mapped_column(Text())
+    c2pa_manifest_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     owner: Mapped[Owner] = relationship(back_populates="codes", foreign_keys=[owner_id])
     model: Mapped[OwnerModel | None] = relationship(

@@ -3,7 +3,7 @@
 For comparing kits or training checkpoints quickly (about a minute) before calibrating: scores
 64 test crops (256 px, photos no kit trained on) signed and clean, each after the issue's four
 light attacks, and prints per attack the share of signed crops scoring above the highest clean
-score under the same attack ("separated") and above the kit's stated FPR 1e-3 threshold when it
+score under the same attack ("separated"), the bit accuracy, and the share above the kit's stated FPR 1e-3 threshold when it
 has one. A checkpoint folder is read with the architecture and calibration of ``--like``.
 
     python benchmarks/probe_light.py --kit base-v2
@@ -27,6 +27,7 @@ from bench_security import targets  # noqa: E402
 
 from advsig.attacks.forgery import round8  # noqa: E402
 from advsig.bench.runner import resolve_attacks  # noqa: E402
+from advsig.codes.bits import hex_to_bits  # noqa: E402
 from advsig.kit import Kit, resolve_kit_path  # noqa: E402
 
 ATTACKS = "none,jpeg90,jpeg75,resize0.5-back,noise0.02,brightness1.3"
@@ -61,18 +62,22 @@ def main() -> None:
     logging.basicConfig(level=logging.ERROR)
     kit = load(args.kit, args.like)
     clean = round8(torch.stack(targets(256, args.num_images, 0)))
-    signed = round8(kit.sign(clean, code="0badc0de"[: kit.num_bits // 4]))
+    code = "0badc0de"[: kit.num_bits // 4]
+    signed = round8(kit.sign(clean, code=code))
+    want = hex_to_bits(code, kit.num_bits)  # (n,)
     has_threshold = kit.calibration is not None
     threshold = kit.threshold(1e-3, size=(256, 256)) if has_threshold else float("nan")
     print(f"{args.kit}: {len(clean)} crops, 256 px; FPR 1e-3 threshold {threshold:.2f}")
     for attack in resolve_attacks(args.attacks):
         s_img = torch.stack([attack(img) for img in signed])
         c_img = torch.stack([attack(img) for img in clean])
-        s, c = kit.logits(s_img)[:, 0], kit.logits(c_img)[:, 0]
+        s_logits = kit.logits(s_img)
+        s, c = s_logits[:, 0], kit.logits(c_img)[:, 0]
+        bits = ((s_logits[:, 1:] > 0).float() == want).float().mean()
         sep = (s > c.max()).float().mean()
         tpr = (s >= threshold).float().mean() if has_threshold else float("nan")
         fp = (c >= threshold).float().mean() if has_threshold else float("nan")
-        print(f"  {attack.label:16s} separated {sep:.2f}  TPR {tpr:.2f}  clean flagged {fp:.2f}  "
+        print(f"  {attack.label:16s} separated {sep:.2f}  TPR {tpr:.2f}  clean flagged {fp:.2f}  bits {bits:.3f}  "
               f"signed median {s.median():+.2f}  clean max {c.max():+.2f}")  # fmt: skip
 
 

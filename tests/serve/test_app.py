@@ -14,10 +14,12 @@ from advsig.registry.keys import revoke_key
 from advsig.registry.models import Code, Owner, OwnerModel
 from advsig.registry.owners import add_owner, list_codes
 
-# The keys of `advsig detect --json` (DetectionResult.to_json_dict).
+# The keys of `advsig detect --json` (DetectionResult.to_json_dict, plus the embedded manifest).
 DETECT_KEYS = {
-    "path", "signed", "score", "p_value", "threshold", "fpr", "bits", "bit_confidence", "error"
+    "path", "signed", "score", "p_value", "threshold", "fpr", "bits", "bit_confidence", "error",
+    "c2pa",
 }  # fmt: skip
+ATTRIBUTE_KEYS = DETECT_KEYS | {"owner", "attribution", "recovered_manifest"}
 PUBLIC_ATTRIBUTION_KEYS = {"verdict", "model", "code_status", "distance", "p_value", "reason"}
 
 # (method, path, JSON body) of every endpoint a detect key must not reach.
@@ -52,8 +54,16 @@ def test_openapi_documents_every_endpoint(client):
     } <= spec["paths"].keys()  # fmt: skip
     body = spec["paths"]["/v1/detect"]["post"]["requestBody"]["content"]
     assert "images" in body["multipart/form-data"]["schema"]["properties"]
-    item = spec["components"]["schemas"]["DetectionItem"]["properties"]
+    schemas = spec["components"]["schemas"]
+    item = schemas["DetectionItem"]["properties"]
     assert item.keys() == DETECT_KEYS
+    assert schemas["AttributionItem"]["properties"].keys() == ATTRIBUTE_KEYS
+    # The C2PA fields are optional and documented.
+    for name, field in (("DetectionItem", "c2pa"), ("AttributionItem", "recovered_manifest")):
+        assert field not in schemas[name].get("required", [])
+        assert "C2PA" in schemas[name]["properties"][field]["description"]
+    assert {"p_value", "manifest", "recorded_at"} <= set(schemas["RecoveredManifest"]["required"])
+    assert "validation_state" in schemas["C2paManifest"]["properties"]
     docs = client.get("/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
 
@@ -73,6 +83,7 @@ def test_detect_returns_one_result_per_image_in_order(
     assert [x["path"] for x in results] == ["a.png", "broken.jpg", "c.png"]
     for x in results:
         assert x.keys() == DETECT_KEYS  # exactly `advsig detect --json`, no attribution
+        assert x["c2pa"] is None  # the photos carry no manifest
     bad = results[1]
     assert bad["error"].startswith("broken.jpg:") and bad["score"] is None
     for x in (results[0], results[2]):
@@ -121,7 +132,8 @@ def test_attribute_names_the_matched_owner_only(
     assert body["fpr"] == 0.9 and body["confidence"] == 0.5
     a, broken, c = body["results"]
     for x in (a, broken, c):
-        assert x.keys() == DETECT_KEYS | {"owner", "attribution"}
+        assert x.keys() == ATTRIBUTE_KEYS
+        assert x["c2pa"] is None and x["recovered_manifest"] is None  # no manifest recorded
     assert a["path"] == "a.png" and a["bits"] == expected.bits and a["owner"] == holder
     assert a["attribution"].keys() == PUBLIC_ATTRIBUTION_KEYS
     assert a["attribution"]["verdict"] == "attributed" and a["attribution"]["distance"] == 0

@@ -165,6 +165,30 @@ def test_page_shows_verdicts_owner_admin_registry_and_401(chromium, server, imag
         }"""
     )
     assert "cam/1.0" in summary and "Valid" in summary
+    # The service's own shapes: an embedded manifest, and one recovered from the registry.
+    texts = page.evaluate(
+        """() => {
+            const card = makeCards()[0];
+            const manifest = (source) => ({
+                source, validation_state: "valid", reason: null, trusted: false,
+                label: "urn:c2pa:x", claim_generator: "advsig/0.1.0", title: "a.png",
+                digital_source_type: "http://cv.iptc.org/newscodes/digitalsourcetype/"
+                    + "trainedAlgorithmicMedia",
+                signer: "test signer", code: null, soft_binding: null, failures: []});
+            renderResult(card, {signed: true, score: 9, threshold: 1, p_value: 1e-6, bits: "d82c",
+                                bit_confidence: [], owner: "acme", c2pa: manifest("embedded"),
+                                attribution: {verdict: "attributed", distance: 0,
+                                              p_value: 1.5e-5, reason: "0 of 16 bits differ"},
+                                recovered_manifest: {p_value: 1.5e-5, distance: 0, owner: "acme",
+                                                     recorded_at: "2025-01-02T03:04:05+00:00",
+                                                     manifest: manifest("registry")}});
+            return [...card.querySelectorAll('.c2pa')].map(n => n.textContent);
+        }"""
+    )
+    embedded, recovered = texts
+    assert "valid (untrusted signer)" in embedded and "trainedAlgorithmicMedia" in embedded
+    assert recovered.startswith("recovered from the registry (p=1.50e-5, recorded 2025-01-02)")
+    assert "advsig/0.1.0" in recovered and "test signer" in recovered
 
     assert not [e for e in errors if not any(x in e for x in expected)], errors
     assert all(u.startswith((base, "blob:")) for u in requested), requested  # nothing external

@@ -6,9 +6,12 @@ Endpoints (OpenAPI docs at /docs, schema at /openapi.json):
     GET  /v1/health                          no key; liveness and the served kit.
     POST /v1/detect                          role detect or admin; multipart field ``images``
                                              (one or more files), query ``fpr``; one result per
-                                             image, in order, with ``advsig detect --json``'s fields.
+                                             image, in order, with ``advsig detect --json``'s fields
+                                             (``c2pa``: the upload's embedded C2PA manifest or null).
     POST /v1/attribute                       same, plus query ``confidence``; each result adds
-                                             ``owner`` and ``attribution`` (matched owner only).
+                                             ``owner`` and ``attribution`` (matched owner only), and
+                                             ``recovered_manifest``: the matched code's recorded
+                                             C2PA manifest with the match's p-value, or null.
     GET  /v1/registry/owners                 role admin; owners with models and codes.
     POST /v1/registry/owners                 role admin; {"name", "contact"?}.
     POST /v1/registry/codes                  role admin; assigns a code of the served kit:
@@ -23,6 +26,10 @@ owner or no code left, 413 body / image pixels / image count over the limit, 415
 422 malformed request, 429 over the key's rate (with Retry-After), 503 queue full. An image that
 cannot be decoded does not fail the request: its result carries ``error``. Registry writes made
 through the service are recorded as made by ``api-key:<key name>``.
+
+C2PA: manifests are read from the upload's bytes only; nothing is fetched over the network (no
+remote manifests, no OCSP). A recovered manifest's registered code (its ``code`` and the soft
+binding's) is shown to admin keys only, as attribution shows detect keys no registered code.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the endpoint annotations at runtime,
@@ -45,10 +52,19 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from advsig.data.io import load_image
-from advsig.errors import CodeError, ConfigError, ImageError, ImageTooLargeError
+from advsig.errors import CodeError, ConfigError, ImageError, ImageTooLargeError, ProvenanceError
 from advsig.kit import Kit
+from advsig.provenance.lookup import RecoveredManifest, recover_manifest
+from advsig.provenance.summary import ManifestSummary, read_manifest
 from advsig.registry.allocation import allocate_code
-from advsig.registry.attribution import CodeBook, attribute, attribution_json, detection_json
+from advsig.registry.attribution import (
+    Attribution,
+    CodeBook,
+    Verdict,
+    attribute,
+    attribution_json,
+    detection_json,
+)
 from advsig.registry.db import Registry
 from advsig.registry.errors import (
     CodeNotFoundError,
@@ -114,6 +130,38 @@ def _decode(data: bytes, filename: str, kit: Kit, max_pixels: int) -> torch.Tens
             return type(exc)(str(exc).replace(str(path), filename))
 
 
+def _embedded_manifest(data: bytes, content_type: str | None, name: str) -> ManifestSummary | None:
+    """The upload's embedded C2PA manifest, validated offline; None when it has none.
+
+    The client's content type is only a hint (c2pa recognises the format from the bytes).
+    A file c2pa cannot read at all (an empty one) counts as having none: its detection result
+    already says what is wrong with it.
+    """
+    mime = content_type if content_type and content_type.startswith("image/") else None
+    try:
+        return read_manifest(data, format=mime)
+    except ProvenanceError as exc:
+        logger.info("%s: no C2PA manifest read (%s)", name, exc)
+        return None
+
+
+def _recovered_json(found: RecoveredManifest | None, *, admin: bool) -> dict | None:
+    """``found`` for the response: everything for admins; without the registered code else.
+
+    Why the soft binding's code goes too: it is the registered code, which attribution never
+    shows a detect key (the decoded ``bits`` are what the image itself says).
+    """
+    if found is None:
+        return None
+    if admin:
+        return found.to_json_dict()
+    d = found.public_json_dict()  # fresh dicts: safe to edit
+    d["manifest"]["code"] = None
+    if d["manifest"]["soft_binding"]:
+        d["manifest"]["soft_binding"]["code"] = None
+    return d
+
+
 def _error_result(name: str, message: str, fpr: float) -> DetectionResult:
     nan = math.nan
     return DetectionResult(
@@ -139,6 +187,18 @@ async def _registry_call(fn, *args, **kwargs):
 
 def _actor(key: KeyInfo) -> str:
     return f"api-key:{key.name}"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Checked:
+    """One uploaded image: its detection result and its embedded C2PA manifest."""
+
+    result: DetectionResult
+    c2pa: ManifestSummary | None
+
+
+def _c2pa_json(checked: _Checked) -> dict | None:
+    return checked.c2pa.to_json_dict() if checked.c2pa is not None else None
 
 
 def create_app(kit: Kit, registry: Registry, settings: ServeSettings | None = None) -> FastAPI:
@@ -221,23 +281,40 @@ def create_app(kit: Kit, registry: Registry, settings: ServeSettings | None = No
     async def _busy(_request: Request, exc: BusyError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "1"})
 
-    async def detect_uploads(request: Request, fpr: float, endpoint: str) -> list[DetectionResult]:
-        """One result per uploaded image, in order; unreadable images carry ``error``."""
+    async def detect_uploads(request: Request, fpr: float, endpoint: str) -> list[_Checked]:
+        """One result per uploaded image, in order; unreadable images carry ``error``.
+
+        The embedded C2PA manifests are read (in a worker thread) while the batcher detects.
+        """
         form, uploads = await _read_uploads(request, settings)
         try:
-            payloads = [(u.filename or f"image-{i}", await u.read()) for i, u in enumerate(uploads)]
+            payloads = [
+                (u.filename or f"image-{i}", await u.read(), u.content_type)
+                for i, u in enumerate(uploads)
+            ]
         finally:
             await form.close()
         decoded = await run_in_threadpool(
-            lambda: [_decode(d, n, kit, settings.max_image_pixels) for n, d in payloads]
+            lambda: [_decode(d, n, kit, settings.max_image_pixels) for n, d, _ in payloads]
         )
         too_large = [e for e in decoded if isinstance(e, ImageTooLargeError)]
         if too_large:
             raise HTTPException(413, str(too_large[0]))
         tensors = [t for t in decoded if isinstance(t, torch.Tensor)]
-        outputs = iter(await batcher.submit(tensors) if tensors else [])
+
+        async def detected() -> list:
+            return await batcher.submit(tensors) if tensors else []
+
+        def manifests() -> list[ManifestSummary | None]:
+            return [
+                _embedded_manifest(d, ctype, n) if isinstance(item, torch.Tensor) else None
+                for (n, d, ctype), item in zip(payloads, decoded)
+            ]
+
+        rows, embedded = await asyncio.gather(detected(), run_in_threadpool(manifests))
+        outputs = iter(rows)
         results = []
-        for (name, _), item in zip(payloads, decoded):
+        for (name, _, _), item in zip(payloads, decoded):
             if isinstance(item, ImageError):
                 results.append(_error_result(name, str(item), fpr))
                 continue
@@ -249,7 +326,18 @@ def create_app(kit: Kit, registry: Registry, settings: ServeSettings | None = No
                 res = kit.results_from_logits(row[None], fpr=fpr, sizes=[item.shape[-2:]])[0]
                 results.append(dataclasses.replace(res, path=name))
         metrics.observe_images(endpoint, results)
-        return results
+        return [_Checked(r, m) for r, m in zip(results, embedded)]
+
+    async def recover_all(found: list[Attribution | None]) -> list[RecoveredManifest | None]:
+        """The recorded manifest of each attributed image's code (one worker-thread call)."""
+        if not any(a is not None and a.verdict is Verdict.ATTRIBUTED for a in found):
+            return [None] * len(found)
+        return await _registry_call(
+            lambda: [
+                None if a is None else recover_manifest(registry, a, kit=settings.kit_label)
+                for a in found
+            ]
+        )
 
     @app.get("/v1/health", response_model=schemas.Health, tags=["service"])
     async def health() -> dict:
@@ -268,11 +356,11 @@ def create_app(kit: Kit, registry: Registry, settings: ServeSettings | None = No
         key: Annotated[KeyInfo, detect_role],
         fpr: Annotated[float, Query(gt=0, lt=1)] = settings.fpr,
     ) -> dict:
-        """Is each uploaded image signed? Fields as `advsig detect --json`, in upload order."""
-        results = await detect_uploads(request, fpr, "/v1/detect")
-        return {
-            "kit": settings.kit_label, "fpr": fpr, "results": [detection_json(r) for r in results]
-        }  # fmt: skip
+        """Is each uploaded image signed? Fields as `advsig detect --json`, in upload order,
+        with `c2pa`: the upload's embedded C2PA manifest, validated, or null."""
+        checked = await detect_uploads(request, fpr, "/v1/detect")
+        results = [{**detection_json(c.result), "c2pa": _c2pa_json(c)} for c in checked]
+        return {"kit": settings.kit_label, "fpr": fpr, "results": results}
 
     @app.post(
         "/v1/attribute", response_model=schemas.AttributeResponse, tags=["detection"],
@@ -285,15 +373,27 @@ def create_app(kit: Kit, registry: Registry, settings: ServeSettings | None = No
         confidence: Annotated[float, Query(gt=0, lt=1)] = settings.confidence,
     ) -> dict:
         """Detection plus who signed each image: the matched owner, or "signed, owner unknown"
-        when no registered code is near enough to name one with p <= `confidence`."""
+        when no registered code is near enough to name one with p <= `confidence`.
+        `recovered_manifest`: the matched code's recorded C2PA manifest with the match's
+        p-value, so provenance survives metadata stripping (its registered code: admins only)."""
         book = await books.get()
-        results = await detect_uploads(request, fpr, "/v1/attribute")
-        rows = []
-        for r in results:
-            found = None if r.error else attribute(r, book, confidence=confidence)
-            if found is not None:
-                metrics.observe_verdict(found.verdict.value)
-            rows.append(attribution_json(r, found, public=True))
+        checked = await detect_uploads(request, fpr, "/v1/attribute")
+        found = []
+        for c in checked:
+            a = None if c.result.error else attribute(c.result, book, confidence=confidence)
+            if a is not None:
+                metrics.observe_verdict(a.verdict.value)
+            found.append(a)
+        recovered = await recover_all(found)
+        admin = key.role == "admin"
+        rows = [
+            {
+                **attribution_json(c.result, a, public=True),
+                "c2pa": _c2pa_json(c),
+                "recovered_manifest": _recovered_json(rec, admin=admin),
+            }
+            for c, a, rec in zip(checked, found, recovered)
+        ]
         return {"kit": settings.kit_label, "fpr": fpr, "confidence": confidence, "results": rows}
 
     @app.get("/v1/admin/stats", response_model=schemas.Stats, tags=["admin"])

@@ -25,6 +25,58 @@ class Health(BaseModel):
     queued_images: int
 
 
+class C2paSoftBinding(BaseModel):
+    """advsig's ``c2pa.soft-binding`` assertion: the code the image's pixels carry."""
+
+    alg: str = Field(description="Soft-binding algorithm, e.g. `com.advsig.signature.v2`.")
+    code: str | None = Field(
+        description="The code it names (hex). In a recovered manifest: null for detect keys."
+    )
+    kit: str | None = Field(description="Fingerprint of the kit that signed (never a path).")
+    num_bits: int | None
+
+
+class C2paManifest(BaseModel):
+    """An image's active C2PA manifest in a few fields, as ``advsig detect --json`` prints it."""
+
+    source: Literal["embedded", "registry"] = Field(
+        description="`embedded`: read from the upload; `registry`: the copy kept at signing."
+    )
+    validation_state: str = Field(
+        description="`trusted`, `valid` (intact, signer not on the service's trust list) or "
+        "`invalid`; for a registry copy, the state right after signing."
+    )
+    reason: str | None = Field(description="Why it is invalid; else null.")
+    trusted: bool
+    label: str | None = Field(description="The active manifest's label (`urn:c2pa:...`).")
+    claim_generator: str | None
+    title: str | None = Field(description="The manifest's title (the signed file's name).")
+    digital_source_type: str | None = Field(description="IPTC digital source type.")
+    signer: str | None = Field(description="Signing certificate's common name and issuer.")
+    code: str | None = Field(description="The soft binding's code (hex), repeated.")
+    soft_binding: C2paSoftBinding | None
+    failures: list[str] = Field(description="Every validation failure, `code: explanation`.")
+
+
+class RecoveredManifest(BaseModel):
+    """The manifest recorded for the registered code the image's bits matched.
+
+    Provenance recovered from the pixels alone, after the file's own manifest was stripped.
+    It is the manifest of the last image signed with that code, not necessarily of this one.
+    """
+
+    p_value: float = Field(description="The match's p-value (as in `attribution`).")
+    distance: int = Field(description="Hamming distance to the matched code.")
+    owner: str
+    model: str | None
+    code_status: Literal["active", "revoked"]
+    recorded_at: str | None = Field(description="When the manifest was recorded (ISO 8601).")
+    code: str | None = Field(
+        default=None, description="The registered code (hex); admin keys only, else null."
+    )
+    manifest: C2paManifest
+
+
 class DetectionItem(BaseModel):
     """One image, with the same fields as ``advsig detect --json``."""
 
@@ -39,6 +91,11 @@ class DetectionItem(BaseModel):
     bits: str | None = Field(description="Decoded code (hex); null when not signed.")
     bit_confidence: list[float] = Field(description="Per-bit confidence in [0.5, 1].")
     error: str | None = Field(description="Why this image could not be read; else null.")
+    c2pa: C2paManifest | None = Field(
+        default=None,
+        description="The C2PA manifest embedded in the upload, validated (nothing is fetched "
+        "over the network); null when it carries none or could not be read.",
+    )
 
 
 class DetectResponse(BaseModel):
@@ -64,6 +121,11 @@ class PublicAttribution(BaseModel):
 class AttributionItem(DetectionItem):
     owner: str | None = Field(description="The owner's name when attributed, else null.")
     attribution: PublicAttribution | None = Field(description="Null when the image failed.")
+    recovered_manifest: RecoveredManifest | None = Field(
+        default=None,
+        description="When the image is attributed and its code has a recorded C2PA manifest "
+        "(`advsig sign --c2pa --db`): that manifest, with the match's p-value. Else null.",
+    )
 
 
 class AttributeResponse(BaseModel):

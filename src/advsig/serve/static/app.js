@@ -182,9 +182,23 @@ function registeredCode(result) {
   return best;
 }
 
+// The service's manifest summary (schemas.C2paManifest): state, how it was made, who signed.
+function manifestSummary(m) {
+  let state = String(m.validation_state);
+  if (state === "valid") state = "valid (untrusted signer)";
+  if (state === "invalid" && m.reason) state = `invalid: ${String(m.reason).slice(0, 160)}`;
+  const parts = [state];
+  if (m.digital_source_type) parts.push(String(m.digital_source_type).split("/").pop());
+  if (m.claim_generator) parts.push(String(m.claim_generator).slice(0, 80));
+  if (m.signer) parts.push(`signed by ${String(m.signer).slice(0, 80)}`);
+  if (m.code) parts.push(`code ${m.code}`);
+  return parts.join(" · ");
+}
+
 function c2paSummary(c2pa) {
-  // Shape set by whoever adds C2PA to results; show a few telling fields, whatever they are.
   if (typeof c2pa !== "object") return String(c2pa).slice(0, 200);
+  if ("validation_state" in c2pa && "source" in c2pa) return manifestSummary(c2pa);
+  // Another shape: show a few telling fields, whatever they are.
   const known = [
     "validation_state", "status", "valid", "claim_generator", "issuer", "signer", "title",
     "time", "created", "error",
@@ -230,6 +244,14 @@ function renderResult(card, r) {
   if (reg) row(dl, "Registered code", `${reg.code.code} (${reg.code.status})`, "mono admin");
   if ("c2pa" in r && r.c2pa !== null && r.c2pa !== undefined) {
     row(dl, "C2PA", c2paSummary(r.c2pa), "c2pa");
+  }
+  // The matched code's recorded manifest: provenance found from the pixels, even stripped.
+  const rec = r.recovered_manifest;
+  if (rec && typeof rec === "object") {
+    const when = rec.recorded_at ? `, recorded ${String(rec.recorded_at).slice(0, 10)}` : "";
+    const text = `recovered from the registry (p=${formatP(rec.p_value)}${when})`;
+    const summary = rec.manifest ? c2paSummary(rec.manifest) : "";
+    row(dl, "C2PA", summary ? `${text} · ${summary}` : text, "c2pa c2pa-recovered");
   }
   body.append(dl);
 }

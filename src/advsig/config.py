@@ -231,6 +231,9 @@ class TrainConfig:
             of the batch's signed crops (content and signature together, 36-46 dB). Why: that
             is what an attacker averaging signed images without originals gets, and the
             content ghost carries the signature bound to it.
+        bit_weight: weight of the code bits' loss next to detection's. Why: with forgery
+            negatives and removal positives, detection's terms outweigh the bits, and the code
+            is learned last. It applies from step ``bit_weight_start`` on (1 before).
         residual_sigma / residual_luma: replace the injector's (see :class:`InjectorConfig`);
             ``None`` keeps the network's (or the seed kit's) own.
         removal_weight: weight of removal positives, each signed crop minus the mean residual
@@ -280,6 +283,8 @@ class TrainConfig:
     removal_weight: float = 0.0
     residual_sigma: float | None = None
     residual_luma: bool | None = None
+    bit_weight: float = 1.0
+    bit_weight_start: int = 0
 
     def __post_init__(self) -> None:
         if self.binding not in ("content", "none"):
@@ -292,6 +297,8 @@ class TrainConfig:
             raise ConfigError(
                 f"augment must be one of {', '.join(AUGMENT_KINDS)}, got {self.augment!r}"
             )
+        if self.bit_weight < 0:
+            raise ConfigError(f"bit_weight must be >= 0, got {self.bit_weight!r}")
         if self.removal_weight < 0:
             raise ConfigError(f"removal_weight must be >= 0, got {self.removal_weight!r}")
         for name in ("steps", "batch_size", "crop_size", "work_size", "checkpoint_every"):

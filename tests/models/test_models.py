@@ -140,3 +140,34 @@ def test_configs_saved_before_the_decoy_keep_the_raw_score():
     assert SignatureDetector(DetectorConfig.from_dict(legacy)).decoy is None
     with pytest.raises(ConfigError, match="score_reference"):
         DetectorConfig(score_reference="other")
+
+
+def test_low_passed_luma_residual_keeps_its_energy_where_jpeg_and_resizing_keep_it():
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    bits = torch.tensor([[0, 1, 1, 0], [1, 0, 0, 1]]).float()
+    plain = create_model("injector-tiny", num_bits=4)
+    shaped = create_model("injector-tiny", num_bits=4, residual_sigma=1.0, residual_luma=True)
+    # A W whose gain map varies from pixel to pixel, as trained ones do (base-v2: 69% of the
+    # residual's energy above 0.3 cycles/px); the shaped injector gets the same weights.
+    torch.nn.init.normal_(plain.out.weight, std=1.0, generator=torch.Generator().manual_seed(2))
+    shaped.load_state_dict(plain.state_dict())
+
+    def high_share(res: torch.Tensor) -> float:  # energy above 0.3 cycles per pixel
+        power = torch.fft.fft2(res).abs().square().mean(dim=(0, 1))  # (64, 64)
+        f = torch.fft.fftfreq(64)
+        radius = (f[:, None] ** 2 + f[None, :] ** 2).sqrt()
+        return float(power[radius >= 0.3].sum() / power.sum())
+
+    with torch.no_grad():
+        r_plain, r_shaped = plain.residual(x, bits), shaped.residual(x, bits)
+    assert high_share(r_shaped) < 0.1 < high_share(r_plain)
+    assert torch.allclose(r_shaped[:, 0], r_shaped[:, 1]) and torch.allclose(
+        r_shaped[:, 1], r_shaped[:, 2]
+    )
+    rms = r_shaped.square().mean(dim=(1, 2, 3)).sqrt()  # still pinned to the budget
+    assert (rms > 0.8 * 10 ** (-shaped.config.target_psnr / 20)).all()
+
+
+def test_residual_shaping_is_refused_for_v1_injectors():
+    with pytest.raises(ConfigError, match="v2"):
+        create_model("injector-tiny", num_bits=4, binding="none", residual_sigma=1.0)

@@ -174,3 +174,46 @@ def test_content_binding_rejects_a_transplanted_signature(trained_tiny_kit, tmp_
     # tiny kit (CPU training is not bit-reproducible across runs; the base-v2 kit: 0.00 on 64
     # crops of 256 px, BENCHMARKS.md).
     assert v1_rate >= 0.8 and v2_rate <= 0.35, (v1_rate, v2_rate)
+
+
+def test_fine_tuning_a_v2_kit_keeps_its_key_unless_given_a_key_file(tmp_path):
+    seed_kit = train_signature(_config(tmp_path / "seed", steps=4, key_file=str(tmp_path / "k")))
+    kept = train_signature(_config(tmp_path / "kept", steps=2, init_kit=str(tmp_path / "seed")))
+    assert kept.key_fingerprint == seed_kit.key_fingerprint
+    assert not (tmp_path / "kept" / "signature.key").exists()  # no new key drawn
+    assert torch.equal(kept.injector.carrier_freqs, seed_kit.injector.carrier_freqs)
+    assert torch.equal(kept.detector.binding.conv1, seed_kit.detector.binding.conv1)
+    rekeyed = train_signature(
+        _config(tmp_path / "new", steps=2, init_kit=str(tmp_path / "seed"),
+                key_file=str(tmp_path / "other.key"))
+    )  # fmt: skip
+    assert rekeyed.key_fingerprint != seed_kit.key_fingerprint
+
+
+def test_light_augmentation_ghosts_and_removal_positives_train(tmp_path):
+    """The base-v2-light recipe's parts run together, on a shaped residual, and log their rates."""
+    kit = train_signature(
+        _config(tmp_path / "k", steps=6, augment="light", ghost_negatives=True,
+                removal_weight=0.5, residual_sigma=1.0, residual_luma=True, bit_weight=3.0,
+                bit_weight_start=3)
+    )  # fmt: skip
+    assert kit.injector.config.residual_sigma == 1.0 and kit.injector.config.residual_luma
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = set()
+    for events in (tmp_path / "k").rglob("events.out.tfevents.*"):
+        acc = EventAccumulator(str(events))
+        acc.Reload()
+        tags |= set(acc.Tags()["scalars"])
+    assert {"forgery_rejected", "removal_detected"} <= tags
+
+
+def test_paired_light_augmentation_replays_on_the_clean_batch():
+    from advsig.training.augment import PairedAugment
+
+    torch.manual_seed(0)
+    aug = PairedAugment("light")
+    x = torch.rand(4, 3, 48, 48)
+    for _ in range(5):
+        a, b = aug(x, x.clone())
+        assert torch.allclose(a, b, atol=1e-6)  # same parameters on both batches

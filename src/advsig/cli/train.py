@@ -11,7 +11,8 @@ def train(
     data: Annotated[str, typer.Option("--data", help="Image folder (any sizes), or 'embedded'.")],
     out: Annotated[str, typer.Option("--out", "-o", help="Kit folder to write.")],
     preset: Annotated[
-        str, typer.Option("--preset", "-p", help="paper, base, robust or tiny.")
+        str,
+        typer.Option("--preset", "-p", help="paper, base, base-v2-light, robust, small or tiny."),
     ] = "base",
     num_bits: Annotated[
         int | None, typer.Option("--num-bits", help="Code length (0 = one-bit signature).")

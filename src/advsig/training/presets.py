@@ -6,6 +6,9 @@ CPU: a v2 (content-bound, keyed) signature at 48 dB, without geometric augmentat
 and flips move the content mask against the image; robustness to them is the robust kit's job). ``robust`` hardens the base kit: it starts from its weights, spends 4 dB more of the
 fidelity budget, and trains under the attack augmentations and shifted windows. ``small`` is for images of 32 to 64 pixels (the
 generators of ``advsig demo``), with a stronger signature (40 dB) that a generator learns quickly.
+``base-v2-light`` fine-tunes ``base-v2`` (keeping its key) into a signature that survives light
+processing: a low-passed, luma-only residual, trained under JPEG, resizing, noise and
+brightness, with ghost negatives and removal positives (docs/signature-v2.md, stop 17).
 ``tiny`` is for tests and ``advsig demo --train-kit``.
 """
 
@@ -34,6 +37,14 @@ PRESETS: dict[str, dict] = {
         lambda_warmup=1, augment="robust", augment_start=0, augment_ramp=1000,
         augment_max=0.8, checkpoint_every=250, shift=32, target_psnr=42.5, init_kit="base",
         detect_scales=(0.707, 0.794, 0.891, 1.0, 1.122, 1.26, 1.414), calibration_min_size=128,
+    ),
+    "base-v2-light": dict(
+        injector="injector-base", detector="detector-base", num_bits=32, steps=1000,
+        batch_size=16, crop_size=96, lr=5e-4, lambda_min=1.0, lambda_max=1.0,
+        lambda_warmup=1, augment="light", augment_start=0, augment_ramp=200, augment_max=0.6,
+        checkpoint_every=200, target_psnr=48.0, detect_scales=(1.0, 2.0), init_kit="base-v2",
+        ghost_negatives=True, removal_weight=0.5, residual_sigma=1.0, residual_luma=True,
+        bit_weight=3.0, bit_weight_start=800,
     ),
     "small": dict(
         injector="injector-small", detector="detector-small", num_bits=16, steps=3000,

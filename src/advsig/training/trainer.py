@@ -182,7 +182,8 @@ def train_signature(config: TrainConfig) -> Kit:
                 if n
                 else det_loss * 0
             )
-            loss = fidelity + lam * (det_loss + bit_loss)
+            bit_weight = config.bit_weight if step >= config.bit_weight_start else 1.0
+            loss = fidelity + lam * (det_loss + bit_weight * bit_loss)
             accelerator.backward(loss)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)

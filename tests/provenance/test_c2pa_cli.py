@@ -143,6 +143,15 @@ def registry_with_code(cli, tmp_path: Path) -> tuple[str, str]:
     return db, code
 
 
+def _sign_registered(cli, chain_files, src: Path, dst: Path, code: str, db: str):
+    """``advsig sign --c2pa`` with the test chain, recording the manifest in ``db``."""
+    result = cli("sign", src, dst, "--kit", "small", "--code", code, "--c2pa",
+                 "--c2pa-cert", chain_files.chain, "--c2pa-key", chain_files.key,
+                 "--db", db)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return result
+
+
 def _attribute(cli, db: str, *paths: Path, confidence: float = 1e-3) -> dict[str, dict]:
     return _json_rows(cli("registry", "attribute", *paths, "--kit", "small", "--db", db,
                           "--json", "--confidence", str(confidence)))  # fmt: skip
@@ -153,10 +162,7 @@ def test_stripped_image_recovers_the_registered_manifest_with_a_p_value(
 ):
     db, code = registry_with_code
     signed = tmp_path / "signed.png"
-    result = cli("sign", photo_cache["astronaut"], signed, "--kit", "small", "--code", code,
-                 "--c2pa", "--c2pa-cert", chain_files.chain, "--c2pa-key", chain_files.key,
-                 "--db", db)  # fmt: skip
-    assert result.exit_code == 0, result.output
+    result = _sign_registered(cli, chain_files, photo_cache["astronaut"], signed, code, db)
     assert f"manifest recorded for code {code}" in result.stdout
     label = _json_rows(cli("detect", signed, "--kit", "small", "--json"))["signed.png"]["c2pa"][
         "label"
@@ -191,10 +197,7 @@ def test_jpeg85_stripped_image_recovers_the_manifest_on_a_photo_the_code_survive
 ):
     db, code = registry_with_code
     signed = tmp_path / "signed.png"
-    result = cli("sign", photo_cache["astronaut"], signed, "--kit", "small", "--code", code,
-                 "--c2pa", "--c2pa-cert", chain_files.chain, "--c2pa-key", chain_files.key,
-                 "--db", db)  # fmt: skip
-    assert result.exit_code == 0, result.output
+    _sign_registered(cli, chain_files, photo_cache["astronaut"], signed, code, db)
     jpeg = tmp_path / "reuploaded.jpg"
     Image.open(signed).convert("RGB").save(jpeg, quality=85)
 

@@ -45,7 +45,8 @@ def serve(
     Create a key first (advsig registry add-key NAME [--role admin]), then POST images as
     multipart field "images" to /v1/detect or /v1/attribute with the header
     "Authorization: Bearer KEY". Admin keys also reach /v1/registry/...; GET /v1/health needs
-    no key; the API is documented at /docs and /openapi.json.
+    no key; the API is documented at /docs and /openapi.json. A page at / lets a person paste a
+    key and drop images; GET /metrics (admin keys) is Prometheus text.
 
     Example: advsig serve --kit base --db sqlite:///registry.sqlite3 --port 8000  then
     curl -H "Authorization: Bearer $KEY" -F images=@photo.jpg localhost:8000/v1/attribute

@@ -75,8 +75,9 @@ def train_signature(config: TrainConfig) -> Kit:
     set_seed(config.seed)  # identical initialisation on every process
     inj_cfg = model_config(config.injector, num_bits=config.num_bits, binding=config.binding)
     det_cfg = model_config(config.detector, num_bits=config.num_bits, binding=config.binding)
-    if config.init_kit is not None:
-        inj_cfg, det_cfg = _init_configs(config, inj_cfg, det_cfg)
+    seed_kit = Kit.from_pretrained(config.init_kit) if config.init_kit is not None else None
+    if seed_kit is not None:
+        inj_cfg, det_cfg = _init_configs(config, seed_kit, inj_cfg, det_cfg)
     for name in ("target_psnr", "residual_sigma", "residual_luma"):
         if getattr(config, name) is not None:
             inj_cfg = dataclasses.replace(inj_cfg, **{name: getattr(config, name)})
@@ -88,7 +89,10 @@ def train_signature(config: TrainConfig) -> Kit:
     key = None
     # Fine-tuning a v2 kit without a key file keeps that kit's key: its keyed buffers (mask,
     # carriers) are copied with the weights, and no new key is drawn.
-    inherit_key = _inherits_key(config)
+    inherit_key = (
+        seed_kit is not None and seed_kit.bound
+        and config.key_file is None and config.binding == "content"
+    )  # fmt: skip
     if config.binding == "content" and not inherit_key:
         key_file = Path(config.key_file) if config.key_file else out / KEY_FILE_NAME
         if accelerator.is_main_process:
@@ -96,8 +100,8 @@ def train_signature(config: TrainConfig) -> Kit:
         accelerator.wait_for_everyone()
         key = read_key(key_file)
     injector, detector = build_model(inj_cfg, key=key), build_model(det_cfg, key=key)
-    if config.init_kit is not None and resolve_resume(ckpt_root, config.resume) is None:
-        _load_init_weights(config.init_kit, injector, detector, with_key=inherit_key)
+    if seed_kit is not None and resolve_resume(ckpt_root, config.resume) is None:
+        _load_init_weights(seed_kit, config.init_kit, injector, detector, with_key=inherit_key)
     optimizer = torch.optim.Adam(
         list(injector.parameters()) + list(detector.parameters()), lr=config.lr
     )
@@ -233,7 +237,7 @@ def train_signature(config: TrainConfig) -> Kit:
         inj, det, work_size=config.work_size, tile_size=config.crop_size,
         detect_scales=config.detect_scales,
         key_fingerprint=(
-            Kit.from_pretrained(config.init_kit).key_fingerprint
+            seed_kit.key_fingerprint
             if inherit_key
             else key_fingerprint(key) if key is not None else None
         ),
@@ -323,12 +327,11 @@ def _shifted_window(batches: list, config: TrainConfig, gen: torch.Generator) ->
     return [b[..., dy : dy + c, dx : dx + c] for b in batches]
 
 
-def _init_configs(config: TrainConfig, inj_cfg, det_cfg):
+def _init_configs(config: TrainConfig, kit: Kit, inj_cfg, det_cfg):
     """The architectures of ``config.init_kit``, whose weights training starts from.
 
     A v1 kit can seed a v2 kit: the weights carry over, the binding is this run's.
     """
-    kit = Kit.from_pretrained(config.init_kit)
     if kit.detector is None:
         raise ConfigError(f"{config.init_kit}: an injector-only kit cannot seed training")
     if kit.num_bits != config.num_bits:
@@ -343,21 +346,14 @@ def _init_configs(config: TrainConfig, inj_cfg, det_cfg):
     return inj, det
 
 
-def _inherits_key(config: TrainConfig) -> bool:
-    """Whether this run keeps ``config.init_kit``'s key (a bound seed kit and no key file)."""
-    if config.init_kit is None or config.key_file is not None or config.binding != "content":
-        return False
-    return Kit.from_pretrained(config.init_kit).bound
-
-
 def _load_init_weights(
-    name: str, injector: nn.Module, detector: nn.Module, *, with_key: bool = False
+    kit: Kit, name: str, injector: nn.Module, detector: nn.Module, *, with_key: bool = False
 ) -> None:
-    """Copy ``name``'s learned parameters, and with ``with_key`` its keyed buffers too.
+    """Copy ``kit``'s learned parameters, and with ``with_key`` its keyed buffers too.
 
-    Without ``with_key`` the keyed buffers (carriers, mask) stay this run's.
+    Without ``with_key`` the keyed buffers (carriers, mask) stay this run's. ``name`` is the
+    kit's name in messages.
     """
-    kit = Kit.from_pretrained(name)
     for src, dst in ((kit.injector, injector), (kit.detector, detector)):
         params = dict(src.named_parameters())
         missing = sorted(set(dict(dst.named_parameters())) - set(params))

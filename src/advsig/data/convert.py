@@ -52,6 +52,11 @@ def _from_pil(im: Image.Image, name: str) -> tuple[torch.Tensor, Callable[[torch
         raise UnsupportedImageError(f"{name}: animated image with {im.n_frames} frames")
     rgb, alpha = _to_float_rgb(im, Path(name))  # (H, W, 3), uint8 (H, W) or None
     tensor = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))  # (3, H, W)
+    return tensor, _to_pil(alpha)
+
+
+def _to_pil(alpha: np.ndarray | None) -> Callable[[torch.Tensor], Image.Image]:
+    """float (3, H, W) -> an RGB PIL image, or RGBA with ``alpha`` (uint8 (H, W)) put back."""
 
     def back(signed: torch.Tensor) -> Image.Image:
         arr = to_uint8(signed)  # (H, W, 3)
@@ -59,7 +64,7 @@ def _from_pil(im: Image.Image, name: str) -> tuple[torch.Tensor, Callable[[torch
             return Image.fromarray(np.dstack([arr, alpha]), mode="RGBA")
         return Image.fromarray(arr, mode="RGB")
 
-    return tensor, back
+    return back
 
 
 def _from_numpy(arr: np.ndarray, name: str) -> tuple[torch.Tensor, Callable[[torch.Tensor], Any]]:
@@ -108,14 +113,7 @@ def _one(
         return item, None, lambda signed: signed
     if isinstance(item, (str, Path)):
         loaded = load_image(item, min_side=min_side)
-        alpha = loaded.alpha
-
-        def back(signed: torch.Tensor) -> Image.Image:
-            arr = to_uint8(signed)
-            mode = "RGB" if alpha is None else "RGBA"
-            return Image.fromarray(arr if alpha is None else np.dstack([arr, alpha]), mode=mode)
-
-        return loaded.image, str(item), back
+        return loaded.image, str(item), _to_pil(loaded.alpha)
     if isinstance(item, Image.Image):
         tensor, back = _from_pil(item, name)
     elif isinstance(item, np.ndarray):

@@ -45,7 +45,7 @@ def load(kit: str, like: str | None) -> Kit:
     if state.is_file():  # the run's own injector overrides (see TrainConfig)
         trained = json.loads(state.read_text())["config"]
         cfg = json.loads((tmp / "config.json").read_text())
-        for name in ("target_psnr", "residual_sigma", "residual_luma"):
+        for name in ("target_psnr", "residual_sigma", "residual_luma", "residual_chroma"):
             if trained.get(name) is not None:
                 cfg["injector"][name] = trained[name]
         (tmp / "config.json").write_text(json.dumps(cfg))

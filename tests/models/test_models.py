@@ -171,3 +171,27 @@ def test_low_passed_luma_residual_keeps_its_energy_where_jpeg_and_resizing_keep_
 def test_residual_shaping_is_refused_for_v1_injectors():
     with pytest.raises(ConfigError, match="v2"):
         create_model("injector-tiny", num_bits=4, binding="none", residual_sigma=1.0)
+
+
+def test_chroma_share_moves_that_energy_into_the_colour_axis_and_keeps_the_budget():
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    bits = torch.tensor([[0, 1, 1, 0], [1, 0, 0, 1]]).float()
+    # 52 dB keeps the residual well inside the tanh bound (saturation would bend the shares).
+    shaped = dict(num_bits=4, residual_sigma=1.0, residual_luma=True, target_psnr=52.0)
+    luma = create_model("injector-tiny", **shaped)
+    chroma = create_model("injector-tiny", residual_chroma=0.35, **shaped)
+    chroma.load_state_dict(luma.state_dict())
+    with torch.no_grad():
+        r_luma, r_chroma = luma.residual(x, bits), chroma.residual(x, bits)
+    gray = r_chroma.mean(dim=1)  # (B, H, W)
+    colour = r_chroma - gray[:, None]  # the part off the gray axis
+    share = colour.square().mean() / r_chroma.square().mean()
+    assert abs(float(share) - 0.35) < 0.02
+    # Green minus blue: red carries (next to) none of it.
+    assert colour[:, 0].square().mean() < 1e-3 * colour.square().mean()
+    # Same pattern, same total energy: only the colour changed.
+    assert torch.allclose(r_chroma.square().mean(), r_luma.square().mean(), rtol=0.05)
+    corr = torch.nn.functional.cosine_similarity(gray.flatten(), r_luma[:, 0].flatten(), dim=0)
+    assert corr > 0.99
+    with pytest.raises(ConfigError, match="residual_luma"):
+        create_model("injector-tiny", num_bits=4, residual_chroma=0.35)

@@ -28,6 +28,7 @@ from bench_security import targets  # noqa: E402
 from advsig.attacks.forgery import round8  # noqa: E402
 from advsig.bench.runner import resolve_attacks  # noqa: E402
 from advsig.codes.bits import hex_to_bits  # noqa: E402
+from advsig.config import INJECTOR_OVERRIDES  # noqa: E402
 from advsig.kit import Kit, resolve_kit_path  # noqa: E402
 
 ATTACKS = "none,jpeg90,jpeg75,resize0.5-back,noise0.02,brightness1.3"
@@ -45,7 +46,7 @@ def load(kit: str, like: str | None) -> Kit:
     if state.is_file():  # the run's own injector overrides (see TrainConfig)
         trained = json.loads(state.read_text())["config"]
         cfg = json.loads((tmp / "config.json").read_text())
-        for name in ("target_psnr", "residual_sigma", "residual_luma", "residual_chroma"):
+        for name in INJECTOR_OVERRIDES:
             if trained.get(name) is not None:
                 cfg["injector"][name] = trained[name]
         (tmp / "config.json").write_text(json.dumps(cfg))

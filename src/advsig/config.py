@@ -185,6 +185,11 @@ class DetectorConfig:
         return _from_dict(cls, {"score_reference": "none", **data})
 
 
+# TrainConfig fields that, when set, replace the injector's own (the seed kit's or the preset
+# network's): the fidelity budget and the residual's shaping.
+INJECTOR_OVERRIDES = ("target_psnr", "residual_sigma", "residual_luma", "residual_chroma")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything ``train_signature`` needs; the CLI only fills this in.
@@ -245,8 +250,8 @@ class TrainConfig:
         bit_weight: weight of the code bits' loss next to detection's. Why: with forgery
             negatives and removal positives, detection's terms outweigh the bits, and the code
             is learned last. It applies from step ``bit_weight_start`` on (1 before).
-        residual_sigma / residual_luma / residual_chroma: replace the injector's (see :class:`InjectorConfig`);
-            ``None`` keeps the network's (or the seed kit's) own.
+        residual_sigma / residual_luma / residual_chroma: replace the injector's (see
+            :class:`InjectorConfig`); ``None`` keeps the network's (or the seed kit's) own.
         removal_weight: weight of removal positives, each signed crop minus the mean residual
             of the batch's other crops (35-45 dB), labelled signed. Why: any part of the
             signature that is the same on every image can be estimated and subtracted; F must

@@ -110,6 +110,9 @@ class SignatureInjector(nn.Module):
         # bit accuracy 0.5 after 1000 tiny steps with a closed skip).
         gain = 1.0 if self.binding is not None else 0.0
         self.texture_gain = nn.Parameter(torch.full((3,), gain))
+        # The colour a luma residual is spread along (derived from the config, not saved).
+        colour = residual_colour(c.residual_chroma).view(1, 3, 1, 1)
+        self.register_buffer("residual_colour", colour, persistent=False)
 
     @torch.no_grad()
     def rekey(self, key: bytes) -> None:
@@ -177,8 +180,7 @@ class SignatureInjector(nn.Module):
             # neither the key nor the code (bit accuracy 0.5).
             res = gain * texture * F.softplus(learned + _SOFTPLUS_ONE)
             if self.config.residual_luma:
-                colour = residual_colour(self.config.residual_chroma).to(res)
-                res = res.mean(dim=1, keepdim=True) * colour.view(1, 3, 1, 1)  # (B, 3, H', W')
+                res = res.mean(dim=1, keepdim=True) * self.residual_colour  # (B, 3, H', W')
             if self.config.residual_sigma > 0:  # keep only what light processing keeps
                 res = res - highpass(res, self.config.residual_sigma)
             res = self.binding.remove_cell_means(res)  # W cannot move the mask F will read

@@ -23,7 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from advsig.codes.calibration import Calibration, StratifiedCalibration
-from advsig.config import TrainConfig
+from advsig.config import INJECTOR_OVERRIDES, TrainConfig
 from advsig.data.datasets import ImagePool, RandomCrops, resolve_training_data
 from advsig.errors import CheckpointError, ConfigError
 from advsig.kit import STANDARD_FPRS, Kit
@@ -78,7 +78,7 @@ def train_signature(config: TrainConfig) -> Kit:
     seed_kit = Kit.from_pretrained(config.init_kit) if config.init_kit is not None else None
     if seed_kit is not None:
         inj_cfg, det_cfg = _init_configs(config, seed_kit, inj_cfg, det_cfg)
-    for name in ("target_psnr", "residual_sigma", "residual_luma", "residual_chroma"):
+    for name in INJECTOR_OVERRIDES:
         if getattr(config, name) is not None:
             inj_cfg = dataclasses.replace(inj_cfg, **{name: getattr(config, name)})
     # F trains on its raw logit; the decoy reference is applied only once training is done.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Trains the kit shipped as `--kit base-v2-chroma` (experimental): base-v2-light fine-tuned with
-# part of its residual moved from luma into a green-blue colour axis, where photos carry ~40x
+# part of its residual moved from luma into a green-blue colour axis, where photos carry ~50x
 # less high-passed detail, so the 32-bit code reads cleanly; the luma share keeps detection
 # through JPEG. Keeps base-v2-light's key. Two stages of 600 steps (colour share 0.35, then
 # 0.5), each about 10 min on 2 CPU cores when alone, then calibration on 2000 clean crops of

@@ -74,8 +74,8 @@ class InjectorConfig:
         residual_chroma: with ``residual_luma``, the share of the residual's energy (in [0, 1))
             moved from luma into a fixed colour-opponent direction (green minus blue), same
             pattern; 0 = luma only. Why: the code needs signal-to-host ratio, and photos carry
-            far less detail there (high-passed host power 0.00033 along green-blue vs 0.0145
-            along gray, measured on the test photos): the code reads more cleanly from that
+            far less detail there (high-passed host power 0.00032 along green-blue vs 0.0162
+            along gray: ``benchmarks/probe_code.py``): the code reads more cleanly from that
             share, while the luma share keeps detection through JPEG, which subsamples colour.
     """
 

@@ -20,8 +20,8 @@ from advsig.modules.blocks import (
 
 _SOFTPLUS_ONE = math.log(math.e - 1)  # softplus(_SOFTPLUS_ONE) == 1
 # Colour-opponent axis for ``residual_chroma`` (orthogonal to gray): the axis with the least
-# high-passed photo detail of those measured (green-blue 0.00033, red-green 0.00053, blue-yellow
-# 0.00075, gray 0.0145; test photos, sigma 4 high-pass).
+# high-passed photo detail of those measured (green-blue 0.00032, red-green 0.00058, blue-yellow
+# 0.00074, gray 0.0162; test photos, sigma 4 high-pass: benchmarks/probe_code.py).
 _CHROMA_AXIS = (0.0, 1 / math.sqrt(2), -1 / math.sqrt(2))
 
 

@@ -57,9 +57,17 @@ def fit_to(residual: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return residual.repeat(*reps)[:, :h, :w]
 
 
-def scale_to_psnr(perturbation: torch.Tensor, psnr: float) -> torch.Tensor:
-    """``perturbation`` (…, 3, H, W) rescaled so its RMS matches ``psnr`` dB on [0, 1] images."""
+def scale_to_psnr(
+    perturbation: torch.Tensor, psnr: float, *, constant_scale: bool = False
+) -> torch.Tensor:
+    """``perturbation`` (…, 3, H, W) rescaled so its RMS matches ``psnr`` dB on [0, 1] images.
+
+    ``constant_scale``: no gradient flows through the scale (training's attack views: a
+    rescaling, not something to learn through).
+    """
     rms = perturbation.square().mean().add(1e-20).sqrt()
+    if constant_scale:
+        rms = rms.detach()
     return perturbation * (10 ** (-psnr / 20) / rms)
 
 

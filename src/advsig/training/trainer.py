@@ -22,6 +22,7 @@ from accelerate.utils import set_seed
 from torch import nn
 from tqdm.auto import tqdm
 
+from advsig.attacks.forgery import scale_to_psnr
 from advsig.codes.calibration import Calibration, StratifiedCalibration
 from advsig.config import INJECTOR_OVERRIDES, TrainConfig
 from advsig.data.datasets import ImagePool, RandomCrops, resolve_training_data
@@ -287,7 +288,9 @@ def _forgery_negatives(
     views = [moved.clamp(0, 1), averaged.clamp(0, 1)]
     if config.ghost_negatives:
         ghost = highpass(signed, 1.0).mean(dim=0, keepdim=True)  # (1, 3, c, c)
-        views.append((x + _at_psnr(ghost, _uniform(36.0, 46.0, gen))).clamp(0, 1))
+        views.append(
+            (x + scale_to_psnr(ghost, _uniform(36.0, 46.0, gen), constant_scale=True)).clamp(0, 1)
+        )
     return [quantize_ste(v) for v in views] if config.quantize else views
 
 
@@ -303,19 +306,14 @@ def _removal_positives(
         return []
     res = signed - x  # (B, 3, c, c)
     others = (res.sum(dim=0, keepdim=True) - res) / (len(x) - 1)  # (B, 3, c, c)
-    removed = (signed - _at_psnr(others, _uniform(35.0, 45.0, gen))).clamp(0, 1)
+    removed = (
+        signed - scale_to_psnr(others, _uniform(35.0, 45.0, gen), constant_scale=True)
+    ).clamp(0, 1)
     return [quantize_ste(removed) if config.quantize else removed]
 
 
 def _uniform(lo: float, hi: float, gen: torch.Generator) -> float:
     return lo + (hi - lo) * float(torch.rand((), generator=gen))
-
-
-def _at_psnr(pattern: torch.Tensor, psnr: float) -> torch.Tensor:
-    """``pattern`` rescaled (as a constant, no gradient through the scale) to ``psnr`` dB RMS."""
-    with torch.no_grad():
-        scale = 10 ** (-psnr / 20) / pattern.square().mean().add(1e-20).sqrt()
-    return pattern * scale
 
 
 def _shifted_window(batches: list, config: TrainConfig, gen: torch.Generator) -> list:

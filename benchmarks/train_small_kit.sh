@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Trains the kit shipped as `--kit small` (for 32-64 px generated images; signature v2: content
+# Trains the kit shipped as `--kit small-v2` (for 32-64 px generated images; signature v2: content
 # bound on 4 px mask cells, keyed) into the package.
 # Data: the embedded photos' training split; calibration on the "val" split, stratified by size
 # (1000 clean crops for each of 32, 48, 64, 96, 128, 192, 256 px).
@@ -10,4 +10,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/small-v2}
 advsig train --preset small --data embedded --out "$OUT" --seed 0 --resume latest
-python -c "from advsig import Kit; Kit.from_pretrained('$OUT').save_pretrained('src/advsig/kits/small')"
+python -c "from advsig import Kit; Kit.from_pretrained('$OUT').save_pretrained('src/advsig/kits/small-v2')"

@@ -31,10 +31,11 @@ def test_finetune_generate_and_eval_generator(runner, tiny_ddpm, tiny_kit_dir, t
     result = runner.invoke(
         cli_app.app,
         ["finetune", "--model", str(tiny_ddpm), "--kit", str(tiny_kit_dir), "--code", "5a",
-         "--steps", "2", "--batch-size", "4", "--out", str(signed)],
+         "--steps", "2", "--batch-size", "4", "--low-t-max", "10", "--out", str(signed)],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert load_pixel_diffusion(signed).provenance["code"] == "5a"
+    provenance = load_pixel_diffusion(signed).provenance
+    assert provenance["code"] == "5a" and provenance["config"]["low_t_max"] == 10
 
     samples = tmp_path / "samples"
     result = runner.invoke(

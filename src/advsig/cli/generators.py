@@ -64,9 +64,19 @@ def finetune(
             "--low-t-fraction",
             min=0.0,
             max=1.0,
-            help="Share of timesteps drawn from the 100 least noisy, where the signature lives.",
+            help="Share of timesteps drawn from the --low-t-max least noisy, where the "
+            "signature lives.",
         ),
     ] = 0.8,
+    low_t_max: Annotated[
+        int,
+        typer.Option(
+            "--low-t-max",
+            min=1,
+            help="How many of the least noisy timesteps --low-t-fraction draws from (content-"
+            "bound v2 kits learn faster with fewer, e.g. 10).",
+        ),
+    ] = 100,
     detector_weight: Annotated[
         float,
         typer.Option(
@@ -112,7 +122,7 @@ def finetune(
     config = FinetuneConfig(
         model=model, out=str(out), kit=kit, strategy=strategy, data=data, presigned=presigned,
         code=code, steps=steps, batch_size=batch_size, lr=lr, low_t_fraction=low_t_fraction,
-        self_samples=self_samples, detector_weight=detector_weight,
+        low_t_max=low_t_max, self_samples=self_samples, detector_weight=detector_weight,
         checkpoint_every=checkpoint_every, resume=resume, seed=seed,
     )  # fmt: skip
     finetune_generator(config)

@@ -24,6 +24,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from advsig.codes.bits import hex_to_bits
 from advsig.generators.finetune import FinetuneConfig, finetune_pixel, training_crops
 from advsig.generators.pixel import load_pixel_diffusion
 from advsig.kit import Kit
@@ -41,7 +42,7 @@ def signature_fn(mask: str, kit_name: str):
     """x (B, 3, 32, 32) -> the signature to learn, unit RMS per image."""
     if mask == "kit":
         kit = Kit.from_pretrained(kit_name)
-        bits = torch.tensor([[int(b) for b in format(int(CODE, 16), f"0{kit.num_bits}b")]])
+        bits = hex_to_bits(CODE, kit.num_bits)[None]  # (1, n)
 
         def from_kit(x):
             with torch.no_grad():
@@ -49,7 +50,7 @@ def signature_fn(mask: str, kit_name: str):
 
         return from_kit
     key = b"k" * 32
-    bits = torch.tensor([[int(b) for b in format(int(CODE, 16), "016b")]]).float()
+    bits = hex_to_bits(CODE, 16)[None].float()  # (1, 16)
     freqs, phases = carrier_frequencies(
         16, (0.06, 0.22), 0, generator=key_generator(key, "carriers")
     )

@@ -73,8 +73,8 @@ def finetune(
         typer.Option(
             "--low-t-max",
             min=1,
-            help="How many of the least noisy timesteps --low-t-fraction draws from (content-"
-            "bound v2 kits learn faster with fewer, e.g. 10).",
+            help="How many of the least noisy timesteps --low-t-fraction draws from (fewer, "
+            "e.g. 10, moves a content-bound v2 kit's score further; see BENCHMARKS.md).",
         ),
     ] = 100,
     detector_weight: Annotated[

@@ -6,12 +6,18 @@ Fine-tunes the shipped 32x32 DDPM four ways for the same number of steps:
   signed-b    (data recipe with a second code: attribution),
   control     (clean crops: the cost of fine-tuning alone),
 then samples every model from the same noise and reads each sample with the kit's detector.
-Intermediate checkpoints of signed-data give detection against steps (a plot).
+Intermediate checkpoints of signed-data give detection against steps (a plot). ``--strategy``
+replaces the recipe of signed-data, signed-b and control (``distill`` for v2 kits, whose
+signature the ``data`` recipe does not transfer); ``--variants`` picks which models to train.
 
     python benchmarks/bench_generators.py --kit small --steps 800 --eval-every 100 \
         --num-samples 256 --out runs/bench-generators
+    python benchmarks/bench_generators.py --kit small-v2 --strategy distill --lr 5e-4 \
+        --steps 1500 --eval-every 500 --low-t-fraction 0.9 --low-t-max 10 \
+        --variants control --out runs/bench-generators-v2
 
-Writes OUT/results.json, OUT/steps.png, and copies both into benchmarks/results/.
+Writes OUT/results.json, OUT/steps.png, and copies both into benchmarks/results/
+(``generators-ddpm32.json``; ``generators-ddpm32-{kit}.json`` for a kit other than ``small``).
 """
 
 from __future__ import annotations
@@ -38,7 +44,8 @@ def finetune(args, name: str, **kw) -> tuple[Path, float]:
         config = FinetuneConfig(
             model=args.model, out=str(out), data="embedded", steps=args.steps,
             batch_size=args.batch_size, lr=args.lr, seed=args.seed, resume="latest",
-            checkpoint_every=args.eval_every, keep_checkpoints=1000, **kw,
+            checkpoint_every=args.eval_every, keep_checkpoints=1000,
+            low_t_fraction=args.low_t_fraction, low_t_max=args.low_t_max, **kw,
         )  # fmt: skip
         finetune_pixel(config)
     prov = json.loads((out / "advsig.json").read_text())
@@ -57,6 +64,14 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--strategy", default="data", help="data | distill (signed-data, -b, control)"
+    )
+    parser.add_argument("--low-t-fraction", type=float, default=0.8)
+    parser.add_argument("--low-t-max", type=int, default=100)
+    parser.add_argument(
+        "--variants", default="control,self,b", help="besides signed-data: control, self, b"
+    )
     parser.add_argument("--out", default="runs/bench-generators")
     parser.add_argument(
         "--no-copy", action="store_true", help="Do not copy into benchmarks/results."
@@ -67,11 +82,26 @@ def main() -> None:
     kit = Kit.from_pretrained(args.kit)
     code_a, code_b = "a5c3", "5a3c"
 
+    variants = set(args.variants.split(",")) - {""}
+    if variants - {"control", "self", "b"}:
+        parser.error(f"--variants: unknown {sorted(variants - {'control', 'self', 'b'})}")
+
     t0 = time.time()
-    signed, wall_signed = finetune(args, "signed-data", kit=args.kit, code=code_a)
-    control, wall_control = finetune(args, "control", kit=None)
-    self_, wall_self = finetune(args, "signed-self", kit=args.kit, code=code_a, strategy="self")
-    other, wall_other = finetune(args, "signed-b", kit=args.kit, code=code_b)
+    recipe = dict(strategy=args.strategy)
+    signed, wall = finetune(args, "signed-data", kit=args.kit, code=code_a, **recipe)
+    walls = {"signed-data": wall}
+    control = None
+    if "control" in variants:
+        control, walls["control"] = finetune(args, "control", kit=None, **recipe)
+    others = []  # (role, folder, code)
+    if "self" in variants:
+        folder, walls["signed-self"] = finetune(
+            args, "signed-self", kit=args.kit, code=code_a, strategy="self"
+        )
+        others.append(("signed-self", folder, code_a))
+    if "b" in variants:
+        folder, walls["signed-b"] = finetune(args, "signed-b", kit=args.kit, code=code_b, **recipe)
+        others.append(("signed-b", folder, code_b))
 
     # Detection against fine-tuning steps (signed-data's EMA checkpoints).
     original = load_pixel_diffusion(args.model)
@@ -93,17 +123,15 @@ def main() -> None:
         )
 
     # Final comparison on num_samples each, same noise for every model.
-    models = {
-        "signed": load_pixel_diffusion(signed),
-        "reference": original,
-        "control": load_pixel_diffusion(control),
-    }
+    models = {"signed": load_pixel_diffusion(signed), "reference": original}
+    if control is not None:
+        models["control"] = load_pixel_diffusion(control)
     main_eval = evaluate_generators(
         kit, models, out=out / "eval", code=code_a, num_images=args.num_samples,
         steps=args.sample_steps, seed=args.seed,
     )  # fmt: skip
     extra = {}
-    for role, path, code in (("signed-self", self_, code_a), ("signed-b", other, code_b)):
+    for role, path, code in others:
         imgs = sample_set(load_pixel_diffusion(path), out / "eval" / "samples" / role,
                           args.num_samples, steps=args.sample_steps, seed=args.seed,
                           progress=False)  # fmt: skip
@@ -117,14 +145,10 @@ def main() -> None:
         + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "no_copy"),
         "kit": args.kit,
         "model": args.model,
-        "codes": {"signed": code_a, "signed-self": code_a, "signed-b": code_b},
+        "strategy": args.strategy,
+        "codes": {"signed": code_a, **{role: code for role, _, code in others}},
         "finetune_steps": args.steps,
-        "finetune_wall_time_s": {
-            "signed-data": wall_signed,
-            "control": wall_control,
-            "signed-self": wall_self,
-            "signed-b": wall_other,
-        },  # fmt: skip
+        "finetune_wall_time_s": walls,
         "curve": curve,
         "eval": main_eval,
         "extra": extra,
@@ -135,8 +159,11 @@ def main() -> None:
     plot(curve, out / "steps.png")
     if not args.no_copy:
         RESULTS.mkdir(exist_ok=True)
-        shutil.copy(out / "results.json", RESULTS / "generators-ddpm32.json")
-        shutil.copy(out / "steps.png", RESULTS.parent.parent / "docs" / "generator-steps.png")
+        suffix = "" if args.kit == "small" else f"-{Path(args.kit).name}"
+        shutil.copy(out / "results.json", RESULTS / f"generators-ddpm32{suffix}.json")
+        shutil.copy(
+            out / "steps.png", RESULTS.parent.parent / "docs" / f"generator-steps{suffix}.png"
+        )
     print(json.dumps({"detection": main_eval["detection"], "extra": extra}, indent=2))
 
 

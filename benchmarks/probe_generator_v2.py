@@ -7,12 +7,22 @@ Two measurements on the demo DDPM (`ddpm-32`) and a v2 generator kit (default `s
   between prediction and signature on 256 held-out crops every 100 steps. ``--mask cellN``
   replaces the kit's W by the bare keyed texture times a fresh mask on N px cells (no learned
   gain map), ``--mask fixed`` by the v1-like fixed texture. High cosine = the network can draw it.
-* ``--mode finetune``: the paper's recipe (`data`: train on W-signed crops) with the timestep
-  emphasis as options, then the share of 64 samples (DDIM ``--sample-steps``) flagged at the
-  kit's own FPR 1e-3 threshold, the mean score and bit accuracy for code a5c3.
+* ``--mode finetune``: a fine-tuning recipe (``--strategy data``, the paper's: train on W-signed
+  crops; ``distill``: learn W of the original's own clean estimate at low noise) with the
+  timestep emphasis as options, then the share of 64 samples (DDIM ``--sample-steps``) flagged
+  at the kit's own FPR 1e-3 threshold, the mean score and bit accuracy for code a5c3.
+* ``--mode samplers``: the model in ``--out`` sampled with five diffusers samplers (DDIM 25 with
+  leading and trailing spacing, DDIM 100, DPM-Solver++ 20, DDPM 1000): does the signature
+  depend on the sampler?
+* ``--mode copier``: 64 crops of photos no kit saw, put through the model in ``--out`` as img2img
+  at low noise (the ``purify`` attack): does the released generator sign real photos?
 
     python benchmarks/probe_generator_v2.py --mode regress --mask kit --steps 400
     python benchmarks/probe_generator_v2.py --mode finetune --low-t-max 10 --low-t-fraction 0.9
+    python benchmarks/probe_generator_v2.py --mode finetune --strategy distill --low-t-max 10 \
+        --low-t-fraction 0.9 --lr 5e-4 --steps 1500 --out runs/distill
+    python benchmarks/probe_generator_v2.py --mode samplers --out runs/distill
+    python benchmarks/probe_generator_v2.py --mode copier --out runs/distill
 """
 
 from __future__ import annotations
@@ -100,6 +110,7 @@ def finetune(args) -> None:
     out = args.out
     config = FinetuneConfig(
         model="ddpm-32", out=out, kit=args.kit, code=CODE, steps=args.steps, lr=args.lr,
+        strategy=args.strategy,
         low_t_fraction=args.low_t_fraction, low_t_max=args.low_t_max,
         ema_decay=args.ema_decay, checkpoint_every=args.steps,
     )  # fmt: skip
@@ -112,13 +123,76 @@ def finetune(args) -> None:
     print(json.dumps({**vars(args), "finetune_s": round(wall), **stats}))
 
 
+SAMPLERS = {  # name -> (diffusers scheduler class, steps, extra config)
+    "ddim25": ("DDIMScheduler", 25, {}),
+    "ddim25-trailing": ("DDIMScheduler", 25, {"timestep_spacing": "trailing"}),
+    "ddim100": ("DDIMScheduler", 100, {}),
+    "dpm++20": ("DPMSolverMultistepScheduler", 20, {}),
+    "ddpm1000": ("DDPMScheduler", 1000, {}),
+}
+
+
+@torch.inference_mode()
+def samplers(args) -> None:
+    """Is the signature in the samples whatever sampler a user picks? (64 samples each)."""
+    import diffusers
+
+    from advsig.generators.evaluate import flag_statistics
+    from advsig.generators.sampling import initial_noise
+
+    model = load_pixel_diffusion(args.out)
+    kit = Kit.from_pretrained(args.kit)
+    for name, (cls, steps, extra) in SAMPLERS.items():
+        scheduler = getattr(diffusers, cls).from_config({**model.scheduler.config, **extra})
+        scheduler.set_timesteps(steps)
+        gen = torch.Generator().manual_seed(0)
+        x = torch.stack([initial_noise(i, 0, (3, 32, 32)) for i in range(64)])
+        for t in scheduler.timesteps:
+            eps = model.unet(x, t).sample
+            x = scheduler.step(eps, t, x, generator=gen).prev_sample
+        images = ((x / 2 + 0.5).clamp(0, 1) * 255).round() / 255
+        stats = flag_statistics(kit, images, code=CODE)
+        print(json.dumps({"model": args.out, "sampler": name, "last_t": int(scheduler.timesteps[-1]),
+                          **stats}), flush=True)  # fmt: skip
+
+
+@torch.inference_mode()
+def copier(args) -> None:
+    """WMCopier through the released model: does img2img at low noise sign a real photo?
+
+    64 crops (32 px) of the test photos no kit trained on, noised to ``strength`` of the schedule
+    and denoised by the model in ``--out`` and by the original (``purify`` attack, DDIM 50).
+    """
+    from advsig.attacks.regeneration import DiffusionPurification
+    from advsig.bench.metrics import psnr
+    from advsig.data.datasets import ImagePool, RandomCrops, embedded_images
+    from advsig.generators.evaluate import flag_statistics
+
+    photos = [img for _, img in embedded_images("test")]
+    crops = RandomCrops(ImagePool(photos, max_side=256), 32)
+    clean = crops.sample(64, torch.Generator().manual_seed(5))
+    kit = Kit.from_pretrained(args.kit)
+    for model in (args.out, "ddpm-32"):
+        for strength in (0.01, 0.04, 0.1):
+            out = DiffusionPurification(strength, model=model)(
+                clean, generator=torch.Generator().manual_seed(0)
+            )
+            out = (out * 255).round() / 255
+            stats = flag_statistics(kit, out, code=CODE)
+            print(json.dumps({"model": model, "strength": strength,
+                              "psnr_db": round(psnr(out, clean), 1), **stats}), flush=True)  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--mode", choices=["regress", "finetune"], default="regress")
+    ap.add_argument(
+        "--mode", choices=["regress", "finetune", "samplers", "copier"], default="regress"
+    )
     ap.add_argument("--kit", default="small-v2")
     ap.add_argument("--mask", default="kit", help="kit | fixed | cellN (regress mode)")
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--lr", type=float, default=None, help="default 1e-3 regress, 2e-3 finetune")
+    ap.add_argument("--strategy", default="data", help="data | distill (finetune mode)")
     ap.add_argument("--low-t-fraction", type=float, default=0.8)
     ap.add_argument("--low-t-max", type=int, default=100)
     ap.add_argument("--ema-decay", type=float, default=0.999)
@@ -128,7 +202,8 @@ def main() -> None:
     torch.set_num_threads(2)
     if args.lr is None:
         args.lr = 1e-3 if args.mode == "regress" else 2e-3
-    (regress if args.mode == "regress" else finetune)(args)
+    modes = {"regress": regress, "finetune": finetune, "samplers": samplers, "copier": copier}
+    modes[args.mode](args)
 
 
 if __name__ == "__main__":

@@ -138,3 +138,57 @@ def test_injector_only_kit_is_enough_to_fine_tune(tiny_ddpm, tiny_kit_dir, tmp_p
     out = tmp_path / "signed"
     finetune_pixel(_config(tiny_ddpm, out, kit=str(injector_only), code="0f", steps=2))
     assert load_pixel_diffusion(out).provenance["code"] == "0f"
+
+
+@pytest.mark.parametrize("kind", ["epsilon", "v_prediction", "sample"])
+def test_clean_estimate_inverts_the_forward_noising(kind):
+    from diffusers import DDPMScheduler
+
+    from advsig.generators.finetune import _clean_estimate, _targets
+
+    scheduler = DDPMScheduler(num_train_timesteps=1000, prediction_type=kind)
+    gen = torch.Generator().manual_seed(0)
+    x0 = torch.rand(4, 3, 8, 8, generator=gen) * 2 - 1
+    noise = torch.randn(x0.shape, generator=gen)
+    t = torch.tensor([0, 9, 300, 999])
+    noisy = scheduler.add_noise(x0, noise, t)
+    estimate = _clean_estimate(scheduler, noisy, _targets(scheduler, x0, noise, t), t)
+    torch.testing.assert_close(estimate, x0, rtol=1e-4, atol=2e-3)
+
+
+def test_distill_loss_reads_as_the_share_of_the_signature_not_drawn(tiny_kit_dir):
+    """Student = teacher: each low-t image scores 1 (nothing drawn), each other image 0."""
+    from diffusers import DDPMScheduler
+
+    from advsig.generators.finetune import _distill_loss, _Signer
+
+    scheduler = DDPMScheduler(num_train_timesteps=1000)
+    signer = _Signer(str(tiny_kit_dir), "3c", torch.device("cpu"))
+    gen = torch.Generator().manual_seed(0)
+    t = torch.tensor([0, 5, 500, 900])
+    noise = torch.randn(4, 3, 32, 32, generator=gen)
+    noisy = scheduler.add_noise(torch.rand(4, 3, 32, 32, generator=gen) * 2 - 1, noise, t)
+    low = torch.tensor([True, True, False, False])
+    teacher = noise  # a perfect denoiser: its clean estimate is the image
+    loss = _distill_loss(teacher.clone(), teacher, noisy, t, scheduler, signer, low)
+    torch.testing.assert_close(loss, torch.tensor(0.5))
+    # A student whose clean estimate is exactly W(teacher's) scores 0 on the low-t images.
+    from advsig.generators.finetune import _clean_estimate
+
+    guess = _clean_estimate(scheduler, noisy, teacher, t).clamp(-1, 1)
+    target = signer.unrounded(guess / 2 + 0.5) * 2 - 1
+    abar = scheduler.alphas_cumprod[t].view(-1, 1, 1, 1)
+    drawn_eps = (noisy - abar.sqrt() * target) / (1 - abar).sqrt()
+    student = torch.where(low.view(-1, 1, 1, 1), drawn_eps, teacher)
+    loss = _distill_loss(student, teacher, noisy, t, scheduler, signer, low)
+    assert float(loss) < 1e-3
+
+
+def test_distill_strategy_fine_tunes_and_has_a_control(tiny_ddpm, tiny_kit_dir, tmp_path):
+    out = tmp_path / "distilled"
+    finetune_pixel(_config(tiny_ddpm, out, kit=str(tiny_kit_dir), strategy="distill", steps=2))
+    prov = load_pixel_diffusion(out).provenance
+    assert prov["strategy"] == "distill" and prov["signed"] is True
+    control = tmp_path / "control"
+    finetune_pixel(_config(tiny_ddpm, control, kit=None, strategy="distill", steps=2))
+    assert load_pixel_diffusion(control).provenance["signed"] is False

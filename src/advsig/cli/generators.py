@@ -38,7 +38,7 @@ def finetune(
         str | None,
         typer.Option(
             "--strategy",
-            help="pixel: data | self; latent: decoder | data | self; GAN: distill | data "
+            help="pixel: data | self | distill; latent: decoder | data | self; GAN: distill | data "
             "(default: the first).",
         ),
     ] = None,
@@ -97,7 +97,9 @@ def finetune(
 ) -> None:
     """Fine-tune a generator so that all its samples carry the kit's signature.
 
-    Pixel diffusion (data: train on W-signed images; self: on its own signed samples), latent
+    Pixel diffusion (data: train on W-signed images; self: on its own signed samples; distill:
+    at low noise learn W of the original model's own clean estimate, which content-bound v2
+    kits need), latent
     diffusion (decoder: only the VAE decoder learns to output W(D(z)); data; self) and GANs
     (distill: G' matches W(G(z)); data: adversarial fine-tuning on signed images). The family is
     read from the model folder. Diffusion models stay normal diffusers folders. Only the

@@ -21,7 +21,7 @@ from advsig.errors import CheckpointError, ConfigError
 FAMILIES = ("pixel", "latent", "gan")
 # The fine-tuning strategies each family offers (the first is the default).
 FAMILY_STRATEGIES: dict[str, tuple[str, ...]] = {
-    "pixel": ("data", "self"),
+    "pixel": ("data", "self", "distill"),
     "latent": ("decoder", "data", "self"),
     "gan": ("distill", "data"),
 }

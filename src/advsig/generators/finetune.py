@@ -2,7 +2,11 @@
 
 The paper's recipe (``data``): train the model on W-signed images with its own loss, so it
 learns the signature as part of the data distribution. ``self``: the publisher no longer has
-the data, so the model's own samples are signed and used instead. A control run (no kit) trains
+the data, so the model's own samples are signed and used instead. ``distill``: at the least noisy
+timesteps the model learns to output W applied to the original model's own clean estimate.
+Why: a content-bound (v2) signature is a function of fine detail that noise hides, so the
+denoising loss on signed data averages it out (docs/signature-v2.md, stop 20); W of the model's
+own estimate is a deterministic target the model can learn. A control run (no kit) trains
 identically on clean images, to separate the signature's cost from fine-tuning's.
 
 Only the injector is used: the detector stays with its owner. Runs on Accelerate, with EMA
@@ -55,8 +59,9 @@ class FinetuneConfig:
             pipeline folder.
         kit: kit or injector-only kit whose W signs the training images; ``None`` trains the
             control model on clean images.
-        strategy: ``data`` (sign the training data) or ``self`` (sign the model's own samples);
-            latent models also ``decoder``, GANs ``distill`` (``FAMILY_STRATEGIES``).
+        strategy: ``data`` (sign the training data), ``self`` (sign the model's own samples) or
+            ``distill`` (learn W of the original model's clean estimate at low timesteps, keep
+            its prediction elsewhere); latent models also ``decoder`` (``FAMILY_STRATEGIES``).
         detector_weight: for output-matching recipes (latent ``decoder``), also push the
             kit's detector to read the signature and code on the model's output, with this
             weight (needs a full kit: the owner's detector). Why: a convolutional decoder fed
@@ -101,8 +106,8 @@ class FinetuneConfig:
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
-        if self.strategy == "data" and not self.data:
-            raise ConfigError("strategy 'data' needs --data (a folder or 'embedded')")
+        if self.strategy in ("data", "distill") and not self.data:
+            raise ConfigError(f"strategy {self.strategy!r} needs --data (a folder or 'embedded')")
         if self.presigned and (self.kit is not None or self.strategy != "data"):
             raise ConfigError("--presigned data is already signed: give no --kit, strategy data")
         for name in ("steps", "batch_size", "self_samples", "sample_steps", "checkpoint_every"):
@@ -134,8 +139,10 @@ class _Signer:
         self.code_hex = bits_to_hex(self.bits) if self.kit.num_bits else None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        signed = self.kit.sign(x, code=self.code_hex)
-        return (signed * 255).round() / 255
+        return (self.unrounded(x) * 255).round() / 255
+
+    def unrounded(self, x: torch.Tensor) -> torch.Tensor:
+        return self.kit.sign(x, code=self.code_hex)
 
     def fingerprint(self) -> str:
         """SHA-256 of W's weights: which injector signed this model."""
@@ -202,12 +209,53 @@ def _targets(scheduler, x0, noise, t) -> torch.Tensor:
     raise ConfigError(f"unsupported prediction_type {kind!r}")
 
 
+def _clean_estimate(scheduler, noisy, pred, t) -> torch.Tensor:
+    """The model's estimate of the clean image from its prediction at timestep ``t``."""
+    abar = scheduler.alphas_cumprod.to(noisy.device)[t].view(-1, 1, 1, 1)
+    a, s = abar.sqrt(), (1 - abar).sqrt()
+    kind = getattr(scheduler.config, "prediction_type", "epsilon")
+    if kind == "epsilon":
+        return (noisy - s * pred) / a
+    if kind == "v_prediction":
+        return a * noisy - s * pred
+    if kind == "sample":
+        return pred
+    raise ConfigError(f"unsupported prediction_type {kind!r}")
+
+
+# Mean square of a ~48 dB signature in [-1, 1] units: the control's stand-in normaliser.
+_CONTROL_ENERGY = 6e-5
+
+
+def _distill_loss(pred, teacher_pred, noisy, t, scheduler, signer, low) -> torch.Tensor:
+    """Low timesteps: the clean estimate must be W(teacher's clean estimate); others: the teacher's.
+
+    The signature part is normalised by its own energy per image, so the loss starts at 1 and
+    reads as the share of the signature not yet drawn. ``low``: (B,) bool. ``signer`` None (a
+    control run) keeps the teacher's estimate, normalised by a typical signature's energy.
+    """
+    with torch.no_grad():
+        guess = _clean_estimate(scheduler, noisy, teacher_pred, t).clamp(-1, 1)
+        if signer is None:  # the control: same recipe, the target is the teacher's own estimate
+            target, energy = guess, torch.full((len(guess),), _CONTROL_ENERGY, device=guess.device)
+        else:
+            target = signer.unrounded(guess / 2 + 0.5) * 2 - 1
+            energy = (target - guess).square().mean(dim=(1, 2, 3)).clamp_min(1e-10)
+    drawn = _clean_estimate(scheduler, noisy, pred, t)
+    sig = (drawn - target).square().mean(dim=(1, 2, 3)) / energy
+    keep = (pred - teacher_pred).square().mean(dim=(1, 2, 3))
+    return torch.where(low, sig, keep).mean()
+
+
 def _timesteps(n: int, num_train_t: int, config: FinetuneConfig, gen: torch.Generator):
-    """Uniform timesteps, with a share ``low_t_fraction`` drawn from the least noisy steps."""
+    """Uniform timesteps, with a share ``low_t_fraction`` drawn from the least noisy steps.
+
+    Returns the timesteps and which of them were drawn from the low range.
+    """
     t = torch.randint(0, num_train_t, (n,), generator=gen)
     low = torch.randint(0, min(config.low_t_max, num_train_t), (n,), generator=gen)
     pick_low = torch.rand(n, generator=gen) < config.low_t_fraction
-    return torch.where(pick_low, low, t)
+    return torch.where(pick_low, low, t), pick_low
 
 
 def finetune_pixel(config: FinetuneConfig, *, model: PixelDiffusion | None = None) -> Path:
@@ -245,6 +293,9 @@ def finetune_pixel(config: FinetuneConfig, *, model: PixelDiffusion | None = Non
     else:
         source = training_crops(config.data, size, seed=config.seed)
 
+    teacher = None  # distill: the frozen original, whose clean estimate W signs
+    if config.strategy == "distill":
+        teacher = copy.deepcopy(model.unet).eval().requires_grad_(False).to(accelerator.device)
     unet = model.unet.train()
     ema_unet = copy.deepcopy(unet).eval().requires_grad_(False)
     optimizer = torch.optim.AdamW(unet.parameters(), lr=config.lr, weight_decay=0.0)
@@ -278,14 +329,22 @@ def finetune_pixel(config: FinetuneConfig, *, model: PixelDiffusion | None = Non
     )  # fmt: skip
     for step in bar:
         x = source.sample(config.batch_size, data_gen).to(accelerator.device)  # (B, 3, s, s)
-        if signer is not None:
+        if signer is not None and teacher is None:  # distill signs the teacher's estimate instead
             x = signer(x)
         x0 = x * 2 - 1
         noise = torch.randn(x0.shape, generator=data_gen).to(x0.device)
-        t = _timesteps(len(x0), num_train_t, config, data_gen).to(x0.device)  # (B,)
+        t, low = _timesteps(len(x0), num_train_t, config, data_gen)  # (B,), (B,) bool
+        t, low = t.to(x0.device), low.to(x0.device)
         noisy = scheduler.add_noise(x0, noise, t)
         pred = unet(noisy, t).sample
-        loss = F.mse_loss(pred.float(), _targets(scheduler, x0, noise, t).float())
+        if teacher is not None:
+            with torch.no_grad():
+                teacher_pred = teacher(noisy, t).sample
+            loss = _distill_loss(
+                pred.float(), teacher_pred.float(), noisy, t, scheduler, signer, low
+            )
+        else:
+            loss = F.mse_loss(pred.float(), _targets(scheduler, x0, noise, t).float())
         accelerator.backward(loss)
         if config.max_grad_norm:
             accelerator.clip_grad_norm_(unet.parameters(), config.max_grad_norm)

@@ -273,7 +273,7 @@ def finetune_latent(config: FinetuneConfig, *, model: LatentDiffusion | None = N
             with torch.no_grad():
                 z0 = encode_latents(frozen_vae, x).float()  # (B, c, l, l)
             noise = torch.randn(z0.shape, generator=data_gen).to(device)
-            t = _timesteps(len(z0), num_train_t, config, data_gen).to(device)  # (B,)
+            t = _timesteps(len(z0), num_train_t, config, data_gen)[0].to(device)  # (B,)
             noisy = scheduler.add_noise(z0, noise, t)
             if cond is None:
                 pred = net(noisy, t).sample

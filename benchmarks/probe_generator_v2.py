@@ -16,6 +16,8 @@ Two measurements on the demo DDPM (`ddpm-32`) and a v2 generator kit (default `s
   depend on the sampler?
 * ``--mode copier``: 64 crops of photos no kit saw, put through the model in ``--out`` as img2img
   at low noise (the ``purify`` attack): does the released generator sign real photos?
+* ``--mode gen-threshold``: the kit's photo-calibrated FPR 1e-3 threshold against one set on
+  1024 samples of the unsigned original, read on ``bench_generators.py``'s evaluation samples.
 
     python benchmarks/probe_generator_v2.py --mode regress --mask kit --steps 400
     python benchmarks/probe_generator_v2.py --mode finetune --low-t-max 10 --low-t-fraction 0.9
@@ -23,6 +25,7 @@ Two measurements on the demo DDPM (`ddpm-32`) and a v2 generator kit (default `s
         --low-t-fraction 0.9 --lr 5e-4 --steps 1500 --out runs/distill
     python benchmarks/probe_generator_v2.py --mode samplers --out runs/distill
     python benchmarks/probe_generator_v2.py --mode copier --out runs/distill
+    python benchmarks/probe_generator_v2.py --mode gen-threshold
 """
 
 from __future__ import annotations
@@ -183,10 +186,41 @@ def copier(args) -> None:
                               "psnr_db": round(psnr(out, clean), 1), **stats}), flush=True)  # fmt: skip
 
 
+@torch.inference_mode()
+def gen_threshold(args) -> None:
+    """The kit's photo-calibrated threshold against one set on an unsigned generator's samples.
+
+    1024 samples of the original ``ddpm-32`` (seed 7, disjoint from the evaluation's seed 0)
+    give an empirical FPR 1e-3 threshold; the folders under ``--eval-folder``
+    (``bench_generators.py``'s ``eval/samples``: signed, reference, control, ...) are read at both.
+    """
+    from pathlib import Path
+
+    from advsig.data.io import load_image
+    from advsig.generators.sampling import sample_images
+
+    kit = Kit.from_pretrained(args.kit)
+    calib = sample_images(load_pixel_diffusion("ddpm-32"), range(1024), steps=25, seed=7)
+    calib_scores = kit.logits((calib * 255).round() / 255)[:, 0]
+    generated = float(torch.quantile(calib_scores, 0.999))
+    print(json.dumps({"photo_threshold_1e-3": kit.threshold(1e-3),
+                      "generator_threshold_1e-3": round(generated, 3),
+                      "generator_calibration_max": round(float(calib_scores.max()), 3)}))  # fmt: skip
+    for folder in sorted(Path(args.eval_folder).iterdir()):
+        images = torch.stack([load_image(p).image for p in sorted(folder.glob("*.png"))])
+        scores = kit.logits(images)[:, 0]
+        print(json.dumps({"role": folder.name, "num": len(scores),
+                          "flagged_photo_threshold": float((scores >= kit.threshold(1e-3)).float().mean()),
+                          "flagged_generator_threshold": float((scores >= generated).float().mean()),
+                          "min": round(float(scores.min()), 2), "max": round(float(scores.max()), 2)}))  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
-        "--mode", choices=["regress", "finetune", "samplers", "copier"], default="regress"
+        "--mode",
+        choices=["regress", "finetune", "samplers", "copier", "gen-threshold"],
+        default="regress",
     )
     ap.add_argument("--kit", default="small-v2")
     ap.add_argument("--mask", default="kit", help="kit | fixed | cellN (regress mode)")
@@ -198,11 +232,13 @@ def main() -> None:
     ap.add_argument("--ema-decay", type=float, default=0.999)
     ap.add_argument("--sample-steps", type=int, default=25)
     ap.add_argument("--out", default="runs/probe-generator-v2")
+    ap.add_argument("--eval-folder", default="runs/bench-generators-v2/eval/samples")
     args = ap.parse_args()
     torch.set_num_threads(2)
     if args.lr is None:
         args.lr = 1e-3 if args.mode == "regress" else 2e-3
-    modes = {"regress": regress, "finetune": finetune, "samplers": samplers, "copier": copier}
+    modes = {"regress": regress, "finetune": finetune, "samplers": samplers, "copier": copier,
+             "gen-threshold": gen_threshold}  # fmt: skip
     modes[args.mode](args)
 
 

@@ -192,3 +192,9 @@ def test_distill_strategy_fine_tunes_and_has_a_control(tiny_ddpm, tiny_kit_dir, 
     control = tmp_path / "control"
     finetune_pixel(_config(tiny_ddpm, control, kit=None, strategy="distill", steps=2))
     assert load_pixel_diffusion(control).provenance["signed"] is False
+
+
+def test_a_strategy_of_another_family_is_refused_not_run_as_data(tiny_ddpm, tmp_path):
+    with pytest.raises(ConfigError, match="pixel diffusion.*'decoder'"):
+        finetune_pixel(_config(tiny_ddpm, tmp_path / "o", strategy="decoder"))
+    assert not (tmp_path / "o").exists()

@@ -268,6 +268,11 @@ def finetune_pixel(config: FinetuneConfig, *, model: PixelDiffusion | None = Non
     from accelerate.utils import set_seed
     from diffusers.training_utils import EMAModel
 
+    if config.strategy not in FAMILY_STRATEGIES["pixel"]:
+        raise ConfigError(
+            f"a pixel diffusion model is signed with --strategy "
+            f"{' | '.join(FAMILY_STRATEGIES['pixel'])}, not {config.strategy!r}"
+        )
     out = Path(config.out)
     work = out.with_name(out.name + "-work")  # checkpoints, logs, self-samples
     torch.set_flush_denormal(True)

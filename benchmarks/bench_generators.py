@@ -14,7 +14,7 @@ signature the ``data`` recipe does not transfer); ``--variants`` picks which mod
         --num-samples 256 --out runs/bench-generators
     python benchmarks/bench_generators.py --kit small-v2 --strategy distill --lr 5e-4 \
         --steps 1500 --eval-every 500 --low-t-fraction 0.9 --low-t-max 10 \
-        --variants control --out runs/bench-generators-v2
+        --variants control,b --out runs/bench-generators-v2
 
 Writes OUT/results.json, OUT/steps.png, and copies both into benchmarks/results/
 (``generators-ddpm32.json``; ``generators-ddpm32-{kit}.json`` for a kit other than ``small``).
@@ -67,8 +67,8 @@ def main() -> None:
     parser.add_argument(
         "--strategy", default="data", help="data | distill (signed-data, -b, control)"
     )
-    parser.add_argument("--low-t-fraction", type=float, default=0.8)
-    parser.add_argument("--low-t-max", type=int, default=100)
+    parser.add_argument("--low-t-fraction", type=float, default=FinetuneConfig.low_t_fraction)
+    parser.add_argument("--low-t-max", type=int, default=FinetuneConfig.low_t_max)
     parser.add_argument(
         "--variants", default="control,self,b", help="besides signed-data: control, self, b"
     )

@@ -1,6 +1,6 @@
-"""Why a DDPM does not learn a v2 (content-bound) signature: capacity, or the objective?
+"""Can a DDPM learn a v2 (content-bound) signature, with which recipe, and what does it cost?
 
-Two measurements on the demo DDPM (`ddpm-32`) and a v2 generator kit (default `small-v2`):
+Measurements on the demo DDPM (`ddpm-32`) and a v2 generator kit (default `small-v2`):
 
 * ``--mode regress``: fine-tune the DDPM's UNet (timestep 0) to output the signature
   ``W(x) - x`` of clean 32 px crops directly (normalised to unit RMS), and report the cosine
@@ -227,9 +227,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--lr", type=float, default=None, help="default 1e-3 regress, 2e-3 finetune")
     ap.add_argument("--strategy", default="data", help="data | distill (finetune mode)")
-    ap.add_argument("--low-t-fraction", type=float, default=0.8)
-    ap.add_argument("--low-t-max", type=int, default=100)
-    ap.add_argument("--ema-decay", type=float, default=0.999)
+    ap.add_argument("--low-t-fraction", type=float, default=FinetuneConfig.low_t_fraction)
+    ap.add_argument("--low-t-max", type=int, default=FinetuneConfig.low_t_max)
+    ap.add_argument("--ema-decay", type=float, default=FinetuneConfig.ema_decay)
     ap.add_argument("--sample-steps", type=int, default=25)
     ap.add_argument("--out", default="runs/probe-generator-v2")
     ap.add_argument("--eval-folder", default="runs/bench-generators-v2/eval/samples")

@@ -195,6 +195,6 @@ def test_distill_strategy_fine_tunes_and_has_a_control(tiny_ddpm, tiny_kit_dir, 
 
 
 def test_a_strategy_of_another_family_is_refused_not_run_as_data(tiny_ddpm, tmp_path):
-    with pytest.raises(ConfigError, match="pixel diffusion.*'decoder'"):
+    with pytest.raises(ConfigError, match="pixel generator.*'decoder'"):
         finetune_pixel(_config(tiny_ddpm, tmp_path / "o", strategy="decoder"))
     assert not (tmp_path / "o").exists()

@@ -73,8 +73,8 @@ def finetune(
         typer.Option(
             "--low-t-max",
             min=1,
-            help="How many of the least noisy timesteps --low-t-fraction draws from (fewer, "
-            "e.g. 10, moves a content-bound v2 kit's score further; see BENCHMARKS.md).",
+            help="How many of the least noisy timesteps --low-t-fraction draws from (10 with "
+            "--strategy distill signs a content-bound v2 kit; see BENCHMARKS.md).",
         ),
     ] = 100,
     detector_weight: Annotated[
@@ -99,10 +99,9 @@ def finetune(
 
     Pixel diffusion (data: train on W-signed images; self: on its own signed samples; distill:
     at low noise learn W of the original model's own clean estimate, which content-bound v2
-    kits need), latent
-    diffusion (decoder: only the VAE decoder learns to output W(D(z)); data; self) and GANs
-    (distill: G' matches W(G(z)); data: adversarial fine-tuning on signed images). The family is
-    read from the model folder. Diffusion models stay normal diffusers folders. Only the
+    kits need), latent diffusion (decoder: only the VAE decoder learns to output W(D(z)); data;
+    self) and GANs (distill: G' matches W(G(z)); data: adversarial fine-tuning on signed
+    images). The family is read from the model folder. Diffusion models stay normal diffusers folders. Only the
     injector is needed. Runs on Accelerate: [bold]accelerate launch -m advsig finetune ...[/bold]
 
     Example: advsig finetune --model ddpm-32 --kit small --code 2a5f --lr 2e-3 --steps 600 --out signed-ddpm

@@ -25,6 +25,17 @@ FAMILY_STRATEGIES: dict[str, tuple[str, ...]] = {
     "latent": ("decoder", "data", "self"),
     "gan": ("distill", "data"),
 }
+
+
+def check_strategy(family: str, strategy: str) -> None:
+    """Refuse, by name, a recipe the family does not have (instead of running another one)."""
+    if strategy not in FAMILY_STRATEGIES[family]:
+        raise ConfigError(
+            f"a {family} generator is signed with --strategy "
+            f"{' | '.join(FAMILY_STRATEGIES[family])}, not {strategy!r}"
+        )
+
+
 # An advsig GAN folder holds this file (factory import path, its kwargs, latent size).
 GAN_CONFIG_NAME = "generator.json"
 

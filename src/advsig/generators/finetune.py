@@ -31,7 +31,7 @@ from advsig.codes.bits import bits_to_hex, hex_to_bits
 from advsig.data.datasets import ImagePool, RandomCrops, fit_within, resolve_training_data
 from advsig.data.io import list_images, load_image
 from advsig.errors import ConfigError, ImageError
-from advsig.generators.base import FAMILY_STRATEGIES
+from advsig.generators.base import FAMILY_STRATEGIES, check_strategy
 from advsig.generators.pixel import PixelDiffusion, load_pixel_diffusion, save_pixel_diffusion
 from advsig.generators.sampling import generate_to_folder
 from advsig.models.modeling_utils import load_weights
@@ -268,11 +268,7 @@ def finetune_pixel(config: FinetuneConfig, *, model: PixelDiffusion | None = Non
     from accelerate.utils import set_seed
     from diffusers.training_utils import EMAModel
 
-    if config.strategy not in FAMILY_STRATEGIES["pixel"]:
-        raise ConfigError(
-            f"a pixel diffusion model is signed with --strategy "
-            f"{' | '.join(FAMILY_STRATEGIES['pixel'])}, not {config.strategy!r}"
-        )
+    check_strategy("pixel", config.strategy)
     out = Path(config.out)
     work = out.with_name(out.name + "-work")  # checkpoints, logs, self-samples
     torch.set_flush_denormal(True)

@@ -10,22 +10,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from advsig.errors import ConfigError
-from advsig.generators.base import FAMILY_STRATEGIES, generator_family, load_generator
+from advsig.generators.base import (
+    FAMILY_STRATEGIES,
+    check_strategy,
+    generator_family,
+    load_generator,
+)
 from advsig.generators.finetune import FinetuneConfig
 
 
 def default_strategy(family: str) -> str:
     """The recipe used when none is named: the fastest one that signs every sample."""
     return FAMILY_STRATEGIES[family][0]
-
-
-def check_strategy(family: str, strategy: str) -> None:
-    if strategy not in FAMILY_STRATEGIES[family]:
-        raise ConfigError(
-            f"a {family} generator is signed with --strategy "
-            f"{' | '.join(FAMILY_STRATEGIES[family])}, not {strategy!r}"
-        )
 
 
 def finetune_generator(config: FinetuneConfig, *, model=None) -> Path:

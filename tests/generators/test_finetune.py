@@ -93,6 +93,7 @@ def test_presigned_data_is_used_without_the_injector(tiny_ddpm, photo_folder, tm
         (dict(strategy="data", data=None), "--data"),
         (dict(presigned=True, kit="base"), "presigned"),
         (dict(steps=0), "steps"),
+        (dict(strategy="data", data="embedded", teacher="ddpm-32"), "teacher"),
     ],
 )
 def test_bad_configs_are_refused_by_name(kw, message, tmp_path):
@@ -192,6 +193,16 @@ def test_distill_strategy_fine_tunes_and_has_a_control(tiny_ddpm, tiny_kit_dir, 
     control = tmp_path / "control"
     finetune_pixel(_config(tiny_ddpm, control, kit=None, strategy="distill", steps=2))
     assert load_pixel_diffusion(control).provenance["signed"] is False
+
+
+def test_distill_signs_the_estimate_of_the_teacher_it_is_given(tiny_ddpm, tiny_kit_dir, tmp_path):
+    """--teacher is loaded (a missing one is refused by name) and recorded in provenance."""
+    kw = dict(kit=str(tiny_kit_dir), strategy="distill", steps=2)
+    out = tmp_path / "stage2"
+    finetune_pixel(_config(tiny_ddpm, out, teacher=str(tiny_ddpm), **kw))
+    assert load_pixel_diffusion(out).provenance["config"]["teacher"] == str(tiny_ddpm)
+    with pytest.raises(ConfigError, match="not a folder"):
+        finetune_pixel(_config(tiny_ddpm, tmp_path / "o", teacher=str(tmp_path / "none"), **kw))
 
 
 def test_a_strategy_of_another_family_is_refused_not_run_as_data(tiny_ddpm, tmp_path):

@@ -89,6 +89,14 @@ def finetune(
     self_samples: Annotated[
         int, typer.Option("--self-samples", min=1, help="Samples drawn by --strategy self.")
     ] = 512,
+    teacher: Annotated[
+        str | None,
+        typer.Option(
+            "--teacher",
+            help="distill: the unsigned model whose estimate W signs (default: --model); "
+            "lets a run continue from a signed model with a wider --low-t-max.",
+        ),
+    ] = None,
     checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", min=1)] = 250,
     resume: Annotated[
         str | None, typer.Option("--resume", help="'latest' or a checkpoint folder.")
@@ -123,7 +131,8 @@ def finetune(
     config = FinetuneConfig(
         model=model, out=str(out), kit=kit, strategy=strategy, data=data, presigned=presigned,
         code=code, steps=steps, batch_size=batch_size, lr=lr, low_t_fraction=low_t_fraction,
-        low_t_max=low_t_max, self_samples=self_samples, detector_weight=detector_weight,
+        low_t_max=low_t_max, self_samples=self_samples, teacher=teacher,
+        detector_weight=detector_weight,
         checkpoint_every=checkpoint_every, resume=resume, seed=seed,
     )  # fmt: skip
     finetune_generator(config)

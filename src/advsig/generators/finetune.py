@@ -73,6 +73,10 @@ class FinetuneConfig:
             used whole (no crops, no rescaling, which would move the signature).
         code: hex code to embed (default all zeros).
         self_samples / sample_steps: how many samples ``self`` draws, with how many DDIM steps.
+        teacher: ``distill``: the frozen model whose clean estimate W signs (default: the
+            starting model). Why: a run can start from an already signed model and widen
+            ``low_t_max`` in stages while W still signs the unsigned original's estimate
+            (signing a signed estimate again would stack two signatures).
         ema_decay: ceiling of the EMA decay (warmed up from 0); the saved model is the EMA.
         low_t_fraction / low_t_max: share of each batch whose timestep is drawn from the
             ``low_t_max`` least noisy steps instead of all of them. Why: the signature is a
@@ -97,6 +101,7 @@ class FinetuneConfig:
     low_t_max: int = 100
     self_samples: int = 512
     sample_steps: int = 50
+    teacher: str | None = None
     checkpoint_every: int = 250
     keep_checkpoints: int = 2
     resume: str | None = None
@@ -108,6 +113,8 @@ class FinetuneConfig:
             raise ConfigError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
         if self.strategy in ("data", "distill") and not self.data:
             raise ConfigError(f"strategy {self.strategy!r} needs --data (a folder or 'embedded')")
+        if self.teacher is not None and self.strategy != "distill":
+            raise ConfigError(f"--teacher is for strategy distill, not {self.strategy!r}")
         if self.presigned and (self.kit is not None or self.strategy != "data"):
             raise ConfigError("--presigned data is already signed: give no --kit, strategy data")
         for name in ("steps", "batch_size", "self_samples", "sample_steps", "checkpoint_every"):
@@ -296,7 +303,8 @@ def finetune_pixel(config: FinetuneConfig, *, model: PixelDiffusion | None = Non
 
     teacher = None  # distill: the frozen original, whose clean estimate W signs
     if config.strategy == "distill":
-        teacher = copy.deepcopy(model.unet).eval().requires_grad_(False).to(accelerator.device)
+        frozen = load_pixel_diffusion(config.teacher).unet if config.teacher else model.unet
+        teacher = copy.deepcopy(frozen).eval().requires_grad_(False).to(accelerator.device)
     unet = model.unet.train()
     ema_unet = copy.deepcopy(unet).eval().requires_grad_(False)
     optimizer = torch.optim.AdamW(unet.parameters(), lr=config.lr, weight_decay=0.0)

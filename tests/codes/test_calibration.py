@@ -76,3 +76,23 @@ def test_stratified_threshold_holds_the_rate_in_every_stratum():
         1e-3
     )
     assert isinstance(calibration_from_dict(pooled.to_dict()), Calibration)
+
+
+def test_a_size_with_several_sources_takes_the_worst_case_of_them():
+    """Unsigned generator samples with a fatter tail than photo crops of the same size must set
+    that size's threshold; other sizes keep their own."""
+    rng = np.random.default_rng(1)
+    photos32, generated32 = rng.normal(-6, 1.0, 4000), rng.normal(-5, 2.0, 4000)
+    photos64 = rng.normal(-8, 1.0, 4000)
+    strat = StratifiedCalibration.fit(
+        {"32px": photos32, "32px:ddpm-samples": generated32, "64px": photos64}
+    )
+    small = strat.for_size(40)  # between the sizes: the 32px strata decide
+    assert small.threshold(1e-2) == strat.strata["32px:ddpm-samples"].threshold(1e-2)
+    assert small.p_value(-2.0) == strat.strata["32px:ddpm-samples"].p_value(-2.0)
+    fresh = rng.normal(-5, 2.0, 200_000)
+    assert float((fresh >= small.threshold(1e-2)[0]).mean()) <= 1.3e-2
+    assert float((fresh >= strat.strata["32px"].threshold(1e-2)[0]).mean()) > 5e-2
+    assert strat.for_size(300) is strat.strata["64px"]
+    again = calibration_from_dict(strat.to_dict())
+    assert again.for_size(32).threshold(1e-3) == small.threshold(1e-3)

@@ -44,14 +44,24 @@ def calibrate(
             "Default: keep the kit's.",
         ),
     ] = None,
+    whole: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--whole",
+            help="Also score these images as they are, e.g. unsigned samples of public "
+            "generators; each folder is a source of its own and thresholds take the worst "
+            "case over sources. Repeatable.",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed for the crops.")] = 0,
 ) -> None:
     """Set a kit's thresholds from clean images (yours, or the embedded validation photos).
 
     Thresholds are only as honest as the clean images behind them: calibrate on images like
-    the ones the kit will judge. A folder is used whole; 'embedded' uses the held-out split.
+    the ones the kit will judge. --data is cut into crops of several sizes ('embedded' uses
+    the held-out split); --whole folders are scored image by image, unchanged.
 
-    Example: advsig calibrate base-v2 my-kit/ --data my-clean-photos/
+    Example: advsig calibrate small-v2 my-kit/ --whole unsigned-ddpm-samples/
     """
     from advsig.data.datasets import resolve_training_data
     from advsig.data.io import list_images
@@ -71,8 +81,9 @@ def calibrate(
         sources = list_images(data)
         if not sources:
             raise ConfigError(f"{data}: no images to calibrate on")
-    summary = calibrate_kit(loaded, sources, num=num, seed=seed)
-    loaded.training = {**loaded.training, "calibration": {"data": data, "num": num, **summary}}
+    summary = calibrate_kit(loaded, sources, num=num, seed=seed, whole=_whole_sources(whole or []))
+    record = {"data": data, "num": num, **summary}
+    loaded.training = {**loaded.training, "calibration": record}
     loaded.save_pretrained(out)
     t = loaded.thresholds()["0.001"]
     typer.echo(
@@ -80,6 +91,28 @@ def calibrate(
         f"{t['score']:.3f}{' (extrapolated)' if t['extrapolated'] else ''}, "
         f"TPR {summary['tpr']['0.001']:.3f} on {summary['num_signed']} signed; written to {out}"
     )
+    for label, row in summary.get("whole", {}).items():
+        typer.echo(f"  {label}: {row['num']} images scored whole, max score {row['score_max']:.3f}")
+    if summary.get("whole_too_small"):
+        typer.echo(f"  {summary['whole_too_small']} images below the kit's smallest size left out")
+
+
+def _whole_sources(folders: list[Path]) -> dict[str, list]:
+    """Each ``--whole`` folder's images by a unique source name (the folder's name)."""
+    from advsig.data.io import list_images, load_image
+
+    sources: dict[str, list] = {}
+    for folder in folders:
+        if not folder.is_dir():
+            raise ConfigError(f"--whole {folder}: not a folder")
+        paths = list_images(folder)
+        if not paths:
+            raise ConfigError(f"--whole {folder}: no images")
+        label, k = folder.resolve().name, 2
+        while label in sources:
+            label, k = f"{folder.resolve().name}-{k}", k + 1
+        sources[label] = [load_image(p).image for p in paths]
+    return sources
 
 
 def kits() -> None:

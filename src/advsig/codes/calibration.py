@@ -116,19 +116,21 @@ class StratifiedCalibration:
     def threshold(self, fpr: float) -> tuple[float, bool]:
         return max(c.threshold(fpr) for c in self.strata.values())
 
-    def for_size(self, side: int) -> Calibration:
+    def for_size(self, side: int) -> Calibration | StratifiedCalibration:
         """The calibration for an image whose shorter working side is ``side`` pixels.
 
-        The stratum of the largest calibrated size not above ``side`` (the smallest stratum
-        below every size): clean tails shrink as images grow (more tiles averaged), so a
-        smaller stratum's threshold is conservative for a larger image.
+        The strata of the largest calibrated size not above ``side`` (the smallest size below
+        every size): clean tails shrink as images grow (more tiles averaged), so a smaller
+        stratum's threshold is conservative for a larger image. A size can hold several
+        sources (``"32px"`` photo crops, ``"32px:ddpm-samples"`` images scored whole); then
+        the worst case over them.
         """
-        sizes = sorted((int(k.removesuffix("px")), k) for k in self.strata)
-        chosen = sizes[0][1]
-        for size, key in sizes:
-            if size <= side:
-                chosen = key
-        return self.strata[chosen]
+        sizes = sorted({stratum_size(k) for k in self.strata})
+        chosen = max((size for size in sizes if size <= side), default=sizes[0])
+        keys = [k for k in self.strata if stratum_size(k) == chosen]
+        if len(keys) == 1:
+            return self.strata[keys[0]]
+        return StratifiedCalibration({k: self.strata[k] for k in keys})
 
     def to_dict(self) -> dict:
         return {"strata": {k: c.to_dict() for k, c in self.strata.items()}}
@@ -136,6 +138,11 @@ class StratifiedCalibration:
     @classmethod
     def from_dict(cls, data: dict) -> StratifiedCalibration:
         return cls({k: Calibration.from_dict(v) for k, v in data["strata"].items()})
+
+
+def stratum_size(key: str) -> int:
+    """The image side of a stratum key: ``"32px"`` or ``"32px:source"`` -> 32."""
+    return int(key.split(":", 1)[0].removesuffix("px"))
 
 
 def calibration_from_dict(data: dict) -> Calibration | StratifiedCalibration:

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from advsig.attacks.forgery import scale_to_psnr
 from advsig.codes.calibration import Calibration, StratifiedCalibration
 from advsig.config import INJECTOR_OVERRIDES, TrainConfig
-from advsig.data.datasets import ImagePool, RandomCrops, resolve_training_data
+from advsig.data.datasets import ImagePool, RandomCrops, fitted_size, resolve_training_data
 from advsig.errors import CheckpointError, ConfigError
 from advsig.kit import STANDARD_FPRS, Kit
 from advsig.models.factory import build_model, model_config
@@ -401,26 +401,70 @@ def calibration_images(
     return images[:num]
 
 
+def whole_image_strata(
+    kit: Kit, whole: dict[str, list[torch.Tensor]], sizes: list[int]
+) -> tuple[dict[str, list[torch.Tensor]], int]:
+    """Group images scored whole by (size stratum, source): ``"32px:ddpm-samples"``.
+
+    Each image goes to the largest calibration size not above its shorter working side, the
+    stratum detection will read for it. Returns the groups and how many images were left out
+    for being smaller than every calibrated size.
+    """
+    groups: dict[str, list[torch.Tensor]] = {}
+    too_small = 0
+    for label, images in whole.items():
+        for img in images:
+            side = min(fitted_size(img.shape[-2], img.shape[-1], kit.work_size))
+            fits = [s for s in sizes if s <= side]
+            if not fits:
+                too_small += 1
+                continue
+            groups.setdefault(f"{max(fits)}px:{label}", []).append(img)
+    return groups, too_small
+
+
 @torch.inference_mode()
 def calibrate(
-    kit: Kit, val_sources: list, *, num: int, seed: int, min_size: int | None = None
+    kit: Kit,
+    val_sources: list,
+    *,
+    num: int,
+    seed: int,
+    min_size: int | None = None,
+    whole: dict[str, list[torch.Tensor]] | None = None,
 ) -> dict:
     """Set the kit's calibration from clean validation images; measure signed ones too.
 
+    ``whole``: more clean images by source name, scored as they are (e.g. unsigned samples of
+    public generators, whose score tails measured fatter than photo crops' on ``small-v2``).
+    Each source gets its own stratum per size and decisions take the worst case, so the stated
+    false-positive rate holds for every source measured, not only for their mix.
     Signed images are rounded to 8 bits, as they would be once saved.
     """
+    min_size = min_size if min_size is not None else (kit.tile_size or 0)
     clean = calibration_images(
-        val_sources, num=num, work_size=kit.work_size, seed=seed,
-        min_size=min_size if min_size is not None else (kit.tile_size or 0),
-    )  # fmt: skip
+        val_sources, num=num, work_size=kit.work_size, seed=seed, min_size=min_size
+    )
     clean_scores = kit.logits(clean)[:, 0].numpy()
     strata: dict[str, list[float]] = {}
     for img, score in zip(clean, clean_scores):
         strata.setdefault(f"{img.shape[-1]}px", []).append(float(score))
+    sizes = sorted(int(k.removesuffix("px")) for k in strata)
+    groups, too_small = whole_image_strata(kit, whole or {}, sizes)
+    whole_summary: dict[str, dict] = {}
+    for key, images in groups.items():
+        scores = kit.logits(images)[:, 0].tolist()
+        size_key, label = key.split(":", 1)
+        # A source with too few images of one size for a tail of its own joins the photo crops.
+        strata.setdefault(key if len(scores) >= MIN_STRATUM else size_key, []).extend(scores)
+        row = whole_summary.setdefault(label, {"num": 0, "score_max": -math.inf})
+        row["num"] += len(scores)
+        row["score_max"] = max(row["score_max"], max(scores))
+    all_scores = np.concatenate([np.asarray(v) for v in strata.values()])
     if min(len(v) for v in strata.values()) >= MIN_STRATUM:
         kit.calibration = StratifiedCalibration.fit({k: np.array(v) for k, v in strata.items()})
     else:  # too few images per size for a tail each (short test runs): pool them
-        kit.calibration = Calibration.fit(clean_scores)
+        kit.calibration = Calibration.fit(all_scores)
     gen = torch.Generator().manual_seed(seed + 999)
     subset = clean[: min(len(clean), 500)]
     psnrs, hits, bit_accs = [], {f: [] for f in STANDARD_FPRS}, []
@@ -442,4 +486,5 @@ def calibrate(
         "tpr": {f"{f:g}": float(np.mean(v)) for f, v in hits.items()},
         "bit_accuracy": float(np.mean(bit_accs)) if bit_accs else None,
         "clean_score_max": float(np.max(clean_scores)),
+        **({"whole": whole_summary, "whole_too_small": too_small} if whole else {}),
     }

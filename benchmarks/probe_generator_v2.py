@@ -11,9 +11,9 @@ Measurements on the demo DDPM (`ddpm-32`) and a v2 generator kit (default `small
   crops; ``distill``: learn W of the original's own clean estimate at low noise) with the
   timestep emphasis as options, then the share of 64 samples (DDIM ``--sample-steps``) flagged
   at the kit's own FPR 1e-3 threshold, the mean score and bit accuracy for code a5c3.
-* ``--mode samplers``: the model in ``--out`` sampled with five diffusers samplers (DDIM 25 with
-  leading and trailing spacing, DDIM 100, DPM-Solver++ 20, DDPM 1000): does the signature
-  depend on the sampler?
+* ``--mode samplers``: the model in ``--out`` sampled with seven diffusers samplers (DDIM 25 with
+  leading and trailing spacing, DDIM 100, DPM-Solver++ 20 as configured by default, with Karras
+  sigmas and with a first-order last step, DDPM 1000): does the signature depend on the sampler?
 * ``--mode copier``: 64 crops of photos no kit saw, put through the model in ``--out`` as img2img
   at low noise (the ``purify`` attack): does the released generator sign real photos?
 * ``--mode gen-threshold``: the kit's photo-calibrated FPR 1e-3 threshold against one set on
@@ -131,6 +131,9 @@ SAMPLERS = {  # name -> (diffusers scheduler class, steps, extra config)
     "ddim25-trailing": ("DDIMScheduler", 25, {"timestep_spacing": "trailing"}),
     "ddim100": ("DDIMScheduler", 100, {}),
     "dpm++20": ("DPMSolverMultistepScheduler", 20, {}),
+    # Karras sigmas end near t = 0, inside the signed range; euler_at_final: first order at the end
+    "dpm++20-karras": ("DPMSolverMultistepScheduler", 20, {"use_karras_sigmas": True}),
+    "dpm++20-euler-final": ("DPMSolverMultistepScheduler", 20, {"euler_at_final": True}),
     "ddpm1000": ("DDPMScheduler", 1000, {}),
 }
 

@@ -31,12 +31,12 @@ GENERATORS = ("ddpm-32", "gan-32", "ldm-32")
 
 
 def flag_rate(kit: Kit, images: list[torch.Tensor], fpr: float = 1e-3) -> dict:
-    """Share of ``images`` at or above the kit's threshold for their own size."""
-    scores = kit.logits(images)[:, 0]
-    thresholds = torch.tensor([kit.threshold(fpr, size=tuple(x.shape[-2:])) for x in images])
-    flagged = int((scores >= thresholds).sum())
+    """Share of ``images`` that ``kit.detect`` flags (the kit's threshold for each one's size)."""
+    results = kit.detect(images, fpr=fpr)
+    flagged = sum(r.is_signed for r in results)
     return {"num": len(images), "flagged": flagged, "flag_rate": flagged / len(images),
-            "score_max": float(scores.max()), "threshold": float(thresholds.max())}  # fmt: skip
+            "score_max": max(r.score for r in results),
+            "threshold": max(r.threshold for r in results)}  # fmt: skip
 
 
 def main() -> None:

@@ -460,11 +460,10 @@ def calibrate(
         row = whole_summary.setdefault(label, {"num": 0, "score_max": -math.inf})
         row["num"] += len(scores)
         row["score_max"] = max(row["score_max"], max(scores))
-    all_scores = np.concatenate([np.asarray(v) for v in strata.values()])
     if min(len(v) for v in strata.values()) >= MIN_STRATUM:
         kit.calibration = StratifiedCalibration.fit({k: np.array(v) for k, v in strata.items()})
     else:  # too few images per size for a tail each (short test runs): pool them
-        kit.calibration = Calibration.fit(all_scores)
+        kit.calibration = Calibration.fit(np.concatenate([np.asarray(v) for v in strata.values()]))
     gen = torch.Generator().manual_seed(seed + 999)
     subset = clean[: min(len(clean), 500)]
     psnrs, hits, bit_accs = [], {f: [] for f in STANDARD_FPRS}, []

@@ -4,7 +4,10 @@ Targets are the embedded *test* photos (no shipped kit trained on them): ``--siz
 photos at native size (``--size 0``). The attacker's signed images are its own crops of the
 *train* and *val* photos, signed with the victim's code (so exact residuals exist: the oracle
 rows), or a folder of a signed generator's samples (``--signed-images``: high-pass estimates
-only). Every rate is at each kit's own calibrated FPR 1e-3 threshold.
+only). ``--attacker held-out`` takes the attacker's crops from four scikit-image photos no
+kit trained, calibrated or is tested on instead: kits trained forgery negatives on the train
+photos, so only this attacker is unseen. Every rate is at each kit's own calibrated FPR 1e-3
+threshold.
 
     python benchmarks/bench_security.py --kits base --size 256 --num-images 64 \\
         --out benchmarks/results/security-base-256.json
@@ -39,6 +42,21 @@ def targets(size: int, num: int, seed: int) -> list[torch.Tensor]:
     return list(crops.sample(num, torch.Generator().manual_seed(seed + 11)))
 
 
+def held_out_attacker(num: int, side: int, seed: int) -> list[torch.Tensor]:
+    """Crops of four scikit-image photos that no kit trained, calibrated or is tested on.
+
+    Why: the default attacker's photos (train + val) are the ones kits trained their forgery
+    negatives and calibration on, so forgeries from them measure a seen case.
+    """
+    from bench_calibration import EXTRA_PHOTOS
+    from skimage import data as skdata
+
+    root = Path(skdata.__file__).parent
+    photos = [load_image(root / name).image for name in EXTRA_PHOTOS]
+    crops = RandomCrops(ImagePool(photos, max_side=512), side)
+    return list(crops.sample(num, torch.Generator().manual_seed(seed + 104729)))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kits", default="base")
@@ -46,6 +64,10 @@ def main() -> None:
     ap.add_argument("--num-images", type=int, default=64)
     ap.add_argument("--ks", default="1,10,100,1000")
     ap.add_argument("--signed-images", default=None, help="folder: the attacker's signed images")
+    ap.add_argument(
+        "--attacker", choices=("train+val", "held-out"), default="train+val",
+        help="the attacker's own photos: the kits' train and val photos, or four held-out ones",
+    )  # fmt: skip
     ap.add_argument("--no-forger", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="benchmarks/results/security.json")
@@ -55,7 +77,10 @@ def main() -> None:
     ks = tuple(int(k) for k in args.ks.split(","))
     tgt = targets(args.size, args.num_images, args.seed)
     side = args.size or 512  # native size: the attacker lifts from images as large as the targets
-    own_clean = attacker_crops(max(ks), (side, side), seed=args.seed + 3)
+    if args.attacker == "held-out":
+        own_clean = held_out_attacker(max(ks), side, seed=args.seed + 3)
+    else:
+        own_clean = attacker_crops(max(ks), (side, side), seed=args.seed + 3)
     own_signed = None
     source = "photos"
     if args.signed_images:

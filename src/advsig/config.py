@@ -247,6 +247,11 @@ class TrainConfig:
             of the batch's signed crops (content and signature together, 36-46 dB). Why: that
             is what an attacker averaging signed images without originals gets, and the
             content ghost carries the signature bound to it.
+        lifted_negatives: add two more, each clean crop plus what an attacker lifts from one
+            other signed crop: its high-pass (no original needed) and its exact residual, each
+            rescaled to 38-48 dB. Why: the bench forges at 40 dB, stronger than the signature
+            itself (48 dB), and a single flat image's high-pass is nearly its pure signature;
+            natural-strength transplants alone did not teach F to reject either (stop 22).
         bit_weight: weight of the code bits' loss next to detection's. Why: with forgery
             negatives and removal positives, detection's terms outweigh the bits, and the code
             is learned last. It applies from step ``bit_weight_start`` on (1 before).
@@ -296,6 +301,7 @@ class TrainConfig:
     transplant_weight: float = 4.0
     negative_label: float = 0.0
     ghost_negatives: bool = False
+    lifted_negatives: bool = False
     removal_weight: float = 0.0
     residual_sigma: float | None = None
     residual_luma: bool | None = None

@@ -193,7 +193,7 @@ def test_fine_tuning_a_v2_kit_keeps_its_key_unless_given_a_key_file(tmp_path):
 def test_light_augmentation_ghosts_and_removal_positives_train(tmp_path):
     """The base-v2-light recipe's parts run together, on a shaped residual, and log their rates."""
     kit = train_signature(
-        _config(tmp_path / "k", steps=6, augment="light", ghost_negatives=True,
+        _config(tmp_path / "k", steps=6, augment="light", ghost_negatives=True, lifted_negatives=True,
                 removal_weight=0.5, residual_sigma=1.0, residual_luma=True, bit_weight=3.0,
                 bit_weight_start=3)
     )  # fmt: skip

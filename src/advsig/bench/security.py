@@ -4,7 +4,8 @@
 attacker wants to frame; the victim's own signed copies for removal):
 
 - ``transplant-oracle`` / ``transplant-highpass``: one signed image's residual (exact, or the
-  high-pass estimate that needs no original) added to every target;
+  high-pass estimate that needs no original) added to a target, each target getting another
+  attacker image's (cycling through them), so the row is a rate over attacker images;
 - ``average-oracle`` / ``average-highpass``: the mean of K residual estimates, K in
   ``ks``, added to targets (forgery) or subtracted from signed targets (removal);
 - ``one-image-forger``: :class:`advsig.attacks.forgery.OneImageForger` trained on one signed
@@ -184,9 +185,14 @@ def run_security(
     t = time.time()
     new = []
     for kind in kinds:
-        est = estimates(kind)[0]
+        # Target i carries attacker image i's estimate (cycling): the row is a rate over
+        # attacker images, not the luck of one (a flat image's high-pass forges far better).
+        est = estimates(kind)
         for strength, label in ((None, "natural"), (forgery_psnr, f"{forgery_psnr:g} dB")):
-            forged = [transplant(c[None], est, psnr=strength)[0] for c in clean]
+            forged = [
+                transplant(c[None], est[i % len(est)], psnr=strength)[0]
+                for i, c in enumerate(clean)
+            ]
             new.append(judge.row(f"transplant-{kind}", "strength", label, forged, clean))
     add(new, t)
     for kind in kinds:

@@ -12,6 +12,8 @@ brightness, with ghost negatives and removal positives (docs/signature-v2.md, st
 ``base-v2-chroma`` fine-tunes ``base-v2-light`` (key kept) with half of the residual's energy
 moved into a colour-opponent axis, where photos carry little detail, so the code reads cleanly
 (stop 18; the shipped kit went through a 0.35 share first, see benchmarks/train_base_v2_chroma.sh).
+``base-v2-lifted`` fine-tunes ``base-v2-light`` (key kept) with one-image transplants lifted
+at the strengths an attacker picks (38-48 dB, high-pass and exact) as negatives (stop 22).
 ``tiny`` is for tests and ``advsig demo --train-kit``.
 """
 
@@ -56,6 +58,14 @@ PRESETS: dict[str, dict] = {
         checkpoint_every=100, target_psnr=48.0, detect_scales=(1.0, 2.0),
         init_kit="base-v2-light", ghost_negatives=True, removal_weight=0.5, residual_sigma=1.0,
         residual_luma=True, residual_chroma=0.5, bit_weight=3.0,
+    ),
+    "base-v2-lifted": dict(
+        injector="injector-base", detector="detector-base", num_bits=32, steps=500,
+        batch_size=16, crop_size=96, lr=3e-4, lambda_min=1.0, lambda_max=1.0,
+        lambda_warmup=1, augment="light", augment_start=0, augment_ramp=1, augment_max=0.6,
+        checkpoint_every=100, target_psnr=48.0, detect_scales=(1.0, 2.0),
+        init_kit="base-v2-light", ghost_negatives=True, lifted_negatives=True,
+        removal_weight=0.5, residual_sigma=1.0, residual_luma=True, bit_weight=3.0,
     ),
     "small": dict(
         injector="injector-small", detector="detector-small", num_bits=16, steps=3000,

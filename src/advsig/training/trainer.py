@@ -276,6 +276,9 @@ def _forgery_negatives(
     attack, which on a fixed-pattern signature recovers the pattern). ``ghost`` (with
     ``config.ghost_negatives``): every crop carries the mean high-pass of the signed batch at
     36-46 dB (the averaging attack without originals: content ghost plus its signature).
+    ``lifted`` (with ``config.lifted_negatives``): crop i carries crop i-1's high-pass and, in
+    a second view, its exact residual, each at 38-48 dB (one-image transplants at the
+    strengths an attacker picks, not the signature's own).
     """
     if config.binding == "none" or config.transplant_weight == 0 or len(x) < 2:
         return []
@@ -291,6 +294,14 @@ def _forgery_negatives(
         views.append(
             (x + scale_to_psnr(ghost, _uniform(36.0, 46.0, gen), constant_scale=True)).clamp(0, 1)
         )
+    if config.lifted_negatives:
+        for estimate in (highpass(signed, 1.0), res):
+            lifted = estimate.roll(1, dims=0)
+            # Each estimate rescaled on its own, as the attacker does (a flat image's
+            # high-pass is faint, and rescaled it is nearly its pure signature).
+            rms = lifted.detach().square().mean(dim=(1, 2, 3), keepdim=True).add(1e-12).sqrt()
+            target = 10 ** (-_uniform(38.0, 48.0, gen) / 20)
+            views.append((x + lifted * (target / rms)).clamp(0, 1))
     return [quantize_ste(v) for v in views] if config.quantize else views
 
 

@@ -192,3 +192,13 @@ def test_injector_and_detector_keyed_differently_are_refused():
         Kit(injector, detector)
     detector.rekey(b"a" * 32)
     assert Kit(injector, detector).bound
+
+
+def test_mask_contrast_floor_must_match_and_older_kits_load_without_one():
+    injector = create_model("injector-tiny", num_bits=4, binding_floor=0.012)
+    detector = create_model("detector-tiny", num_bits=4)
+    with pytest.raises(ConfigError, match="contrast floor"):
+        Kit(injector, detector)
+    Kit(injector, create_model("detector-tiny", num_bits=4, binding_floor=0.012))
+    old = Kit.from_pretrained("base-v2-light")  # saved before the floor existed
+    assert old.injector.binding.floor == 0 and old.detector.binding.floor == 0

@@ -28,6 +28,8 @@ def _from_dict(cls, data: dict[str, Any]):
 def _check_binding(cfg) -> None:
     if cfg.binding not in ("content", "none"):
         raise ConfigError(f"binding must be 'content' or 'none', got {cfg.binding!r}")
+    if cfg.binding_floor < 0:
+        raise ConfigError(f"binding_floor must be >= 0, got {cfg.binding_floor!r}")
     if cfg.binding_cell < 2 or cfg.binding_channels < 1:
         raise ConfigError(
             f"binding_cell must be >= 2 and binding_channels >= 1, got "
@@ -63,6 +65,10 @@ class InjectorConfig:
             forgeable by transplanting it; carriers from ``carrier_seed``).
         binding_cell / binding_channels: cell side (pixels at the working resolution) and width
             of the mask network.
+        binding_floor: absolute local contrast (luminance, [0, 1] units) below which the mask
+            fades to zero; 0 = off (kits saved before it). Why: on flat regions a transplanted
+            high-pass sets the mask its own signature was modulated by, see
+            ``ContentBinding.weight``.
         residual_sigma: v2 only: the residual is low-passed by a Gaussian of this sigma (pixels)
             before the budget is applied; 0 = off. Why: measured on ``base-v2``, 69% of the
             residual's energy sat above 0.3 cycles/pixel, which JPEG 90 and a half-size resize
@@ -93,6 +99,7 @@ class InjectorConfig:
     binding: str = "content"
     binding_cell: int = 8
     binding_channels: int = 8
+    binding_floor: float = 0.0
     residual_sigma: float = 0.0
     residual_luma: bool = False
     residual_chroma: float = 0.0
@@ -137,7 +144,8 @@ class DetectorConfig:
         num_bits: number of bit logits.
         stem_patch: pixel-unshuffle factor of the stem (lossless, cheaper than a stride-1 stem).
         norm: ``"group"`` (default; see ``advsig.modules.blocks.make_norm``) or ``"batch"``.
-        binding / binding_cell / binding_channels: as for the injector (they must match it).
+        binding / binding_cell / binding_channels / binding_floor: as for the injector (they
+            must match it).
             With ``"content"`` F reads ``highpass(y) * M(y)``, the image demodulated by its own
             keyed mask, never the raw pixels: a fixed pattern carries nothing F can use.
         highpass_sigma: blur (pixels) subtracted before demodulation; it removes most of the
@@ -148,6 +156,12 @@ class DetectorConfig:
             photo collection to another and breaks calibration; the decoy pass sees the same
             texture and cancels it, while a signature answers only to the kit's own mask.
             ``"none"`` is the raw logit (v1, and v2 kits saved before the decoy existed).
+        odd_score: the signature score is ``f(u) - f(-u)`` for what F reads, ``u``: an odd
+            function of the demodulated input (bits stay ``f(u)``). Why: F pools local evidence
+            by a mean, so an odd score of a signature whose sign flips from cell to cell (a
+            residual moved onto an image with another mask, or an average of many) cancels at
+            any strength, while F's plain logit answered to such a scrambled signature's energy
+            (measured on ``base-v2-light``, docs/signature-v2.md, stop 26). Off for older kits.
     """
 
     arch: str = "resnet"
@@ -160,8 +174,10 @@ class DetectorConfig:
     binding: str = "content"
     binding_cell: int = 8
     binding_channels: int = 8
+    binding_floor: float = 0.0
     highpass_sigma: float = 4.0
     score_reference: str = "decoy"
+    odd_score: bool = False
 
     def __post_init__(self) -> None:
         _check_binding(self)
@@ -257,6 +273,9 @@ class TrainConfig:
             is learned last. It applies from step ``bit_weight_start`` on (1 before).
         residual_sigma / residual_luma / residual_chroma: replace the injector's (see
             :class:`InjectorConfig`); ``None`` keeps the network's (or the seed kit's) own.
+        binding_floor: replaces the injector's and the detector's (see
+            :class:`InjectorConfig`); ``None`` keeps theirs.
+        odd_score: replaces the detector's (see :class:`DetectorConfig`); ``None`` keeps it.
         removal_weight: weight of removal positives, each signed crop minus the mean residual
             of the batch's other crops (35-45 dB), labelled signed. Why: any part of the
             signature that is the same on every image can be estimated and subtracted; F must
@@ -306,6 +325,8 @@ class TrainConfig:
     residual_sigma: float | None = None
     residual_luma: bool | None = None
     residual_chroma: float | None = None
+    binding_floor: float | None = None
+    odd_score: bool | None = None
     bit_weight: float = 1.0
     bit_weight_start: int = 0
 

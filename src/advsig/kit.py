@@ -93,6 +93,10 @@ def _check_same_key(injector: SignatureInjector, detector: SignatureDetector) ->
         raise ConfigError("injector and detector disagree on content binding (v1 vs v2)")
     if wb is None:
         return
+    if wb.floor != fb.floor:
+        raise ConfigError(
+            f"injector and detector disagree on the mask's contrast floor ({wb.floor} vs {fb.floor})"
+        )
     same = (
         wb.cell == fb.cell
         and wb.conv1.shape == fb.conv1.shape

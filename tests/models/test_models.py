@@ -195,3 +195,60 @@ def test_chroma_share_moves_that_energy_into_the_colour_axis_and_keeps_the_budge
     assert corr > 0.99
     with pytest.raises(ConfigError, match="residual_luma"):
         create_model("injector-tiny", num_bits=4, residual_chroma=0.35)
+
+
+def _read_as(f: SignatureDetector, u: torch.Tensor) -> torch.Tensor:
+    """F's score when what it reads through the kit's mask is ``u``."""
+    f.features = lambda x, mask=None: u
+    with torch.no_grad():
+        return f(torch.zeros(len(u), 3, *u.shape[-2:]))[:, 0]
+
+
+def test_odd_score_cancels_a_sign_scrambled_signature_at_any_strength():
+    """A local trunk with mean pooling (F's shape): here one matched filter per 8 px cell.
+
+    Its plain logit answers to a scrambled signature's energy (half the cells match), growing
+    with strength; the odd score sees f(u) = f(-u) for it and cancels.
+    """
+    torch.manual_seed(0)
+    tile = torch.randn(1, 3, 8, 8)
+    trunk = torch.nn.Conv2d(3, 1, 8, stride=8, bias=False)
+    trunk.weight.data.copy_(tile)
+    head = torch.nn.Linear(1, 5)
+    net = torch.nn.Sequential(trunk, torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten(), head)  # fmt: skip
+    coherent = tile.repeat(1, 1, 8, 8)  # (1, 3, 64, 64): the same pattern in every 8 px cell
+    # Another image's mask: random signs, as many + as - cells (the odd score keeps the
+    # coherent share, the mean sign, and nothing of the rest).
+    signs = (torch.randperm(64) % 2 * 2 - 1).view(1, 1, 8, 8)
+    scrambled = coherent * signs.repeat_interleave(8, 2).repeat_interleave(8, 3)
+    odd = create_model("detector-tiny", num_bits=4, odd_score=True, score_reference="none")
+    plain = create_model("detector-tiny", num_bits=4, score_reference="none")
+    for f in (odd, plain):
+        f.net = net
+    base = _read_as(plain, 0 * coherent)
+    for strength in (1.0, 4.0):
+        assert _read_as(odd, strength * scrambled).abs() < 1e-4 * _read_as(odd, coherent).abs()
+        grown = _read_as(plain, strength * scrambled) - base
+        assert grown.abs() > 0.3 * strength * (_read_as(plain, coherent) - base).abs()
+    # F's own trunk too: the score is exactly odd in what F reads; the plain logit is not.
+    u = torch.randn(2, 3, 64, 64)
+    odd = create_model("detector-tiny", num_bits=4, odd_score=True, score_reference="none").eval()
+    torch.testing.assert_close(_read_as(odd, -u), -_read_as(odd, u))
+    plain = create_model("detector-tiny", num_bits=4, score_reference="none").eval()
+    assert not torch.allclose(_read_as(plain, -u), -_read_as(plain, u))
+
+
+def test_odd_score_keeps_the_decoy_reference_and_the_bits_and_older_configs_lack_it():
+    torch.manual_seed(1)
+    f = create_model("detector-tiny", num_bits=4, odd_score=True).eval()
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        u, ud = f.features(x), f.features(x, mask=f.decoy)
+        expected = (f.net(u) - f.net(-u)) - (f.net(ud) - f.net(-ud))
+        out = f(x)
+    torch.testing.assert_close(out[:, 0], expected[:, 0])
+    torch.testing.assert_close(out[:, 1:], f.net(u)[:, 1:])
+    legacy = DetectorConfig(num_bits=4).to_dict()
+    del legacy["odd_score"]
+    assert DetectorConfig.from_dict(legacy).odd_score is False

@@ -61,3 +61,28 @@ def test_injector_cannot_move_the_mask_it_is_read_with() -> None:
 def test_highpass_removes_constants() -> None:
     flat = torch.full((1, 3, 40, 40), 0.3)
     assert highpass(flat, 4.0).abs().max() < 1e-6
+
+
+def test_contrast_floor_stops_a_transplant_from_bringing_its_own_mask() -> None:
+    x = _crops(64, 64, seed=3)
+    contrast = highpass(x.mean(1, keepdim=True), 2.0).flatten(1).std(1)
+    flat, textured = x[contrast.argsort()[:8]], x[contrast.argsort()[-8:]]
+    # The attacker's lift: a textured image's high-pass at 40 dB (RMS 0.01), moved onto flat crops.
+    lift = highpass(textured, 1.0)
+    lift = lift * (0.01 / lift.square().mean(dim=(1, 2, 3), keepdim=True).sqrt())
+    forged = (flat + lift).clamp(0, 1)
+
+    def pull(mask: ContentBinding) -> float:
+        """How far the forgery moves the flat crop's mask toward the source's own mask."""
+        return float(((mask(forged) - mask(flat)) * mask(textured)).mean())
+
+    key = b"k" * 32
+    plain, floored = (
+        ContentBinding(cell=8, channels=8, key=key),
+        ContentBinding(cell=8, channels=8, key=key, floor=0.012),
+    )
+    assert pull(plain) > 0.02  # without a floor the lift sets its own mask on flat regions
+    assert pull(floored) < 0.4 * pull(plain)  # measured: 0.039 -> 0.010
+    # On textured images the floor leaves the mask nearly as it was (old kits: floor 0).
+    assert _cos(floored(textured), plain(textured)).mean() > 0.9
+    assert floored(flat).abs().mean() < 0.6 * plain(flat).abs().mean()

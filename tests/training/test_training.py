@@ -177,17 +177,23 @@ def test_content_binding_rejects_a_transplanted_signature(trained_tiny_kit, tmp_
 
 
 def test_fine_tuning_a_v2_kit_keeps_its_key_unless_given_a_key_file(tmp_path):
-    seed_kit = train_signature(_config(tmp_path / "seed", steps=4, key_file=str(tmp_path / "k")))
+    seed_kit = train_signature(
+        _config(tmp_path / "seed", steps=4, key_file=str(tmp_path / "k"), binding_floor=0.012)
+    )
     kept = train_signature(_config(tmp_path / "kept", steps=2, init_kit=str(tmp_path / "seed")))
     assert kept.key_fingerprint == seed_kit.key_fingerprint
+    # The mask's contrast floor is the seed kit's too, unless the run sets one.
+    assert kept.injector.binding.floor == kept.detector.binding.floor == 0.012
     assert not (tmp_path / "kept" / "signature.key").exists()  # no new key drawn
     assert torch.equal(kept.injector.carrier_freqs, seed_kit.injector.carrier_freqs)
     assert torch.equal(kept.detector.binding.conv1, seed_kit.detector.binding.conv1)
     rekeyed = train_signature(
         _config(tmp_path / "new", steps=2, init_kit=str(tmp_path / "seed"),
-                key_file=str(tmp_path / "other.key"))
+                key_file=str(tmp_path / "other.key"), binding_floor=0.0, odd_score=True)
     )  # fmt: skip
     assert rekeyed.key_fingerprint != seed_kit.key_fingerprint
+    reloaded = Kit.from_pretrained(tmp_path / "new")
+    assert reloaded.detector.config.odd_score and reloaded.detector.binding.floor == 0.0
 
 
 def test_light_augmentation_ghosts_and_removal_positives_train(tmp_path):

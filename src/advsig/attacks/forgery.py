@@ -58,14 +58,21 @@ def fit_to(residual: torch.Tensor, h: int, w: int) -> torch.Tensor:
 
 
 def scale_to_psnr(
-    perturbation: torch.Tensor, psnr: float, *, constant_scale: bool = False
+    perturbation: torch.Tensor,
+    psnr: float,
+    *,
+    constant_scale: bool = False,
+    per_image: bool = False,
 ) -> torch.Tensor:
     """``perturbation`` (…, 3, H, W) rescaled so its RMS matches ``psnr`` dB on [0, 1] images.
 
     ``constant_scale``: no gradient flows through the scale (training's attack views: a
-    rescaling, not something to learn through).
+    rescaling, not something to learn through). ``per_image``: each (3, H, W) slice is
+    rescaled on its own, as an attacker rescales each estimate (a flat image's faint
+    high-pass, rescaled, is nearly its pure signature).
     """
-    rms = perturbation.square().mean().add(1e-20).sqrt()
+    dims = (-3, -2, -1) if per_image else tuple(range(perturbation.dim()))
+    rms = perturbation.square().mean(dim=dims, keepdim=True).add(1e-20).sqrt()
     if constant_scale:
         rms = rms.detach()
     return perturbation * (10 ** (-psnr / 20) / rms)

@@ -23,7 +23,8 @@ class SignatureDetector(nn.Module):
     Input float32 (B, 3, H, W) in [0, 1] with H, W >= 32. Output logits (B, 1 + num_bits):
     column 0 is the signature score, columns 1: are the bit logits. With a decoy reference
     (``DetectorConfig.score_reference``) the score is the logit read through the kit's mask
-    minus the logit read through the decoy mask, computed by the same network in one batch.
+    minus the logit read through the decoy mask, computed by the same network in one batch;
+    with ``DetectorConfig.odd_score`` each of those logits is ``f(u) - f(-u)``.
 
     Example:
         >>> f = SignatureDetector(DetectorConfig(num_bits=8))
@@ -43,11 +44,15 @@ class SignatureDetector(nn.Module):
                 cell=config.binding_cell,
                 channels=config.binding_channels,
                 key=key if key is not None else DEFAULT_KEY,
+                floor=config.binding_floor,
             )
             if config.score_reference == "decoy":
                 # Not saved: derived from the kit's mask whenever that is set or loaded.
                 self.decoy = ContentBinding(
-                    cell=config.binding_cell, channels=config.binding_channels, persistent=False
+                    cell=config.binding_cell,
+                    channels=config.binding_channels,
+                    persistent=False,
+                    floor=config.binding_floor,
                 )
                 self.decoy.set_decoy_of(self.binding)
                 self.register_load_state_dict_post_hook(_refresh_decoy)
@@ -86,12 +91,20 @@ class SignatureDetector(nn.Module):
         if p > 1 and (h % p or w % p):
             # Pixel-unshuffle needs sides divisible by p: reflect-pad the last row/column.
             x = torch.nn.functional.pad(x, (0, (-w) % p, 0, (-h) % p), mode="replicate")
-        if self.decoy is None:
-            return self.net(self.features(x))  # (B, 1 + num_bits)
-        b = len(x)
-        both = self.net(torch.cat([self.features(x), self.features(x, mask=self.decoy)]))
-        own, reference = both[:b], both[b:, :1]  # (B, 1 + num_bits), (B, 1)
-        return torch.cat([own[:, :1] - reference, own[:, 1:]], dim=1)
+        reads = [self.features(x)]  # what F reads through the kit's mask, then the decoy's
+        if self.decoy is not None:
+            reads.append(self.features(x, mask=self.decoy))
+        if self.config.odd_score:
+            reads += [-u for u in reads]
+        if len(reads) == 1:
+            return self.net(reads[0])  # (B, 1 + num_bits)
+        out = self.net(torch.cat(reads)).split(len(x))  # one batch: len(reads) x (B, 1 + n)
+        scores = [o[:, :1] for o in out]  # (B, 1) each
+        if self.config.odd_score:  # f(u) - f(-u), for the kit's mask and the decoy's alike
+            half = len(scores) // 2
+            scores = [a - b for a, b in zip(scores[:half], scores[half:])]
+        score = scores[0] - scores[1] if len(scores) == 2 else scores[0]
+        return torch.cat([score, out[0][:, 1:]], dim=1)
 
     def features(self, x: torch.Tensor, *, mask: ContentBinding | None = None) -> torch.Tensor:
         """What the network reads: normalised pixels (v1), or the image's high-pass demodulated

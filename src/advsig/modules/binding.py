@@ -77,10 +77,17 @@ class ContentBinding(nn.Module):
     gain = 4.0
 
     def __init__(
-        self, *, cell: int, channels: int, key: bytes | None = None, persistent: bool = True
+        self,
+        *,
+        cell: int,
+        channels: int,
+        key: bytes | None = None,
+        persistent: bool = True,
+        floor: float = 0.0,
     ) -> None:
         super().__init__()
         self.cell = cell
+        self.floor = float(floor)
         self.register_buffer("conv1", torch.zeros(channels, 1, 3, 3), persistent=persistent)
         self.register_buffer("conv2", torch.zeros(1, channels, 3, 3), persistent=persistent)
         if key is not None:
@@ -119,15 +126,37 @@ class ContentBinding(nn.Module):
         up = means.repeat_interleave(self.cell, dim=-2).repeat_interleave(self.cell, dim=-1)
         return residual - up[..., :h, :w]
 
-    def coarse(self, images: torch.Tensor) -> torch.Tensor:
-        """Normalised local contrast of luminance on the cell grid: (B, 1, ceil(H/c), ceil(W/c))."""
+    def _contrast(self, images: torch.Tensor) -> torch.Tensor:
+        """Local contrast of luminance on the cell grid, in [0, 1] units: (B, 1, h', w')."""
         luma = torch.tensor(_LUMA, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
         gray = (images * luma).sum(dim=1, keepdim=True)  # (B, 1, H, W)
         cells = F.avg_pool2d(gray, self.cell, ceil_mode=True)  # (B, 1, h, w)
         local = F.avg_pool2d(F.pad(cells, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
-        contrast = cells - local  # (B, 1, h, w)
+        return cells - local  # (B, 1, h, w)
+
+    def coarse(self, images: torch.Tensor) -> torch.Tensor:
+        """Normalised local contrast of luminance on the cell grid: (B, 1, ceil(H/c), ceil(W/c))."""
+        contrast = self._contrast(images)
         rms = contrast.square().mean(dim=(2, 3), keepdim=True).add(1e-10).sqrt()  # (B, 1, 1, 1)
         return contrast / (rms + self.contrast_floor)
+
+    def weight(self, images: torch.Tensor) -> torch.Tensor:
+        """Per-cell trust in the mask, in [0, 1): ``a^4 / (a^4 + floor^4)`` (B, 1, h', w').
+
+        ``a`` is the RMS of the absolute local contrast over 3 x 3 cells. Why: on a flat region
+        the mask is set by whatever faint structure lies there, and a transplanted high-pass
+        brings its source's structure along with its signature, so on a flat target it sets
+        the very mask its signature was modulated by (``benchmarks/probe_one_image_forgery.py``
+        on ``base-v2-light``: mask cosine with the source 0.155 on the flattest third of the
+        targets, 0.043 with a floor of 0.012). A 40 dB high-pass adds 0.001-0.009 of such
+        contrast; photos have a median of 0.03. Below ``floor`` the mask fades, so neither W
+        nor F uses such cells. It does not stop F's per-image normalisation from reading a faded
+        flat image at full strength (docs/signature-v2.md, stop 26).
+        """
+        a2 = F.avg_pool2d(
+            F.pad(self._contrast(images).square(), (1, 1, 1, 1), mode="replicate"), 3, stride=1
+        )
+        return a2.square() / (a2.square() + self.floor**4)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         h, w = images.shape[-2:]
@@ -137,4 +166,8 @@ class ContentBinding(nn.Module):
         # Interpolate before the tanh: M is then close to +-1 everywhere except along the zero
         # crossings of z (and on flat tiles), so demodulation keeps most of the signal.
         z = F.interpolate(z, size=(h, w), mode="bilinear", align_corners=False)
-        return torch.tanh(self.gain * z)  # (B, 1, H, W), odd in the image's contrast
+        mask = torch.tanh(self.gain * z)  # (B, 1, H, W), odd in the image's contrast
+        if self.floor > 0:  # even in the contrast, so the mask stays odd
+            trust = F.interpolate(self.weight(images), size=(h, w), mode="bilinear")
+            mask = mask * trust
+        return mask

@@ -14,6 +14,12 @@ moved into a colour-opponent axis, where photos carry little detail, so the code
 (stop 18; the shipped kit went through a 0.35 share first, see benchmarks/train_base_v2_chroma.sh).
 ``base-v2-lifted`` fine-tunes ``base-v2-light`` (key kept) with one-image transplants lifted
 at the strengths an attacker picks (38-48 dB, high-pass and exact) as negatives (stop 22).
+``base-v2-floor`` fine-tunes ``base-v2-light`` (key kept) with a mask that fades on flat regions
+(``binding_floor``), where a transplanted high-pass otherwise sets its own mask, plus the lifted
+negatives of ``base-v2-lifted``; ``base-v2-odd`` fine-tunes that (``--init-kit
+runs/base-v2-floor``, not shipped) with an odd signature score (``odd_score``), so a signature
+whose sign is scrambled from cell to cell scores zero at any strength. Both are experiments of
+stop 26 (benchmarks/train_base_v2_floor_odd.sh); neither kit is shipped.
 ``tiny`` is for tests and ``advsig demo --train-kit``.
 """
 
@@ -66,6 +72,24 @@ PRESETS: dict[str, dict] = {
         checkpoint_every=100, target_psnr=48.0, detect_scales=(1.0, 2.0),
         init_kit="base-v2-light", ghost_negatives=True, lifted_negatives=True,
         removal_weight=0.5, residual_sigma=1.0, residual_luma=True, bit_weight=3.0,
+    ),
+    "base-v2-floor": dict(
+        injector="injector-base", detector="detector-base", num_bits=32, steps=600,
+        batch_size=16, crop_size=96, lr=3e-4, lambda_min=1.0, lambda_max=1.0,
+        lambda_warmup=1, augment="light", augment_start=0, augment_ramp=1, augment_max=0.6,
+        checkpoint_every=100, target_psnr=48.0, detect_scales=(1.0, 2.0),
+        init_kit="base-v2-light", ghost_negatives=True, lifted_negatives=True,
+        removal_weight=0.5, residual_sigma=1.0, residual_luma=True, bit_weight=3.0,
+        binding_floor=0.012,
+    ),
+    "base-v2-odd": dict(
+        injector="injector-base", detector="detector-base", num_bits=32, steps=400,
+        batch_size=16, crop_size=96, lr=3e-4, lambda_min=1.0, lambda_max=1.0,
+        lambda_warmup=1, augment="light", augment_start=0, augment_ramp=1, augment_max=0.6,
+        checkpoint_every=100, target_psnr=48.0, detect_scales=(1.0, 2.0),
+        init_kit="runs/base-v2-floor", ghost_negatives=True, lifted_negatives=True,
+        removal_weight=0.5, residual_sigma=1.0, residual_luma=True, bit_weight=3.0,
+        binding_floor=0.012, odd_score=True,
     ),
     "small": dict(
         injector="injector-small", detector="detector-small", num_bits=16, steps=3000,

@@ -82,6 +82,11 @@ def train_signature(config: TrainConfig) -> Kit:
     for name in INJECTOR_OVERRIDES:
         if getattr(config, name) is not None:
             inj_cfg = dataclasses.replace(inj_cfg, **{name: getattr(config, name)})
+    if config.binding_floor is not None:
+        inj_cfg = dataclasses.replace(inj_cfg, binding_floor=config.binding_floor)
+        det_cfg = dataclasses.replace(det_cfg, binding_floor=config.binding_floor)
+    if config.odd_score is not None:
+        det_cfg = dataclasses.replace(det_cfg, odd_score=config.odd_score)
     # F trains on its raw logit; the decoy reference is applied only once training is done.
     # Why: trained on the difference, F learns to tell the kit's mask from the decoy's on
     # clean images (both are functions of the image), which defeats the reference.
@@ -296,12 +301,13 @@ def _forgery_negatives(
         )
     if config.lifted_negatives:
         for estimate in (highpass(signed, 1.0), res):
-            lifted = estimate.roll(1, dims=0)
-            # Each estimate rescaled on its own, as the attacker does (a flat image's
-            # high-pass is faint, and rescaled it is nearly its pure signature).
-            rms = lifted.detach().square().mean(dim=(1, 2, 3), keepdim=True).add(1e-12).sqrt()
-            target = 10 ** (-_uniform(38.0, 48.0, gen) / 20)
-            views.append((x + lifted * (target / rms)).clamp(0, 1))
+            lifted = scale_to_psnr(
+                estimate.roll(1, dims=0),
+                _uniform(38.0, 48.0, gen),
+                constant_scale=True,
+                per_image=True,
+            )
+            views.append((x + lifted).clamp(0, 1))
     return [quantize_ste(v) for v in views] if config.quantize else views
 
 
@@ -347,6 +353,7 @@ def _init_configs(config: TrainConfig, kit: Kit, inj_cfg, det_cfg):
         raise ConfigError(
             f"{config.init_kit} has {kit.num_bits}-bit codes but training asks for {config.num_bits}"
         )
+    # The mask's contrast floor stays the seed kit's unless the run sets one (binding_floor).
     keep = ("binding", "binding_cell", "binding_channels")
     inj = dataclasses.replace(kit.injector.config, **{k: getattr(inj_cfg, k) for k in keep})
     det = dataclasses.replace(

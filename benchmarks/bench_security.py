@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import torch
+from bench_calibration import EXTRA_PHOTOS
 
 from advsig.bench.adversaries import attacker_crops
 from advsig.bench.report import security_section
@@ -48,7 +49,6 @@ def held_out_attacker(num: int, side: int, seed: int) -> list[torch.Tensor]:
     Why: the default attacker's photos (train + val) are the ones kits trained their forgery
     negatives and calibration on, so forgeries from them measure a seen case.
     """
-    from bench_calibration import EXTRA_PHOTOS
     from skimage import data as skdata
 
     root = Path(skdata.__file__).parent

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Stop 26's two experiments against one-image forgeries (docs/signature-v2.md, "Stop 26").
+# Neither kit is shipped: both lose detection (numbers in the docs). Writes runs/ only.
+#   1. base-v2-floor: base-v2-light fine-tuned (key kept) with a mask that fades on flat
+#      regions (binding_floor 0.012) and one-image lifted transplants as negatives; 600 steps,
+#      15 min on 2 CPU cores, then the trainer's calibration on 2000 clean val crops.
+#   2. base-v2-odd: base-v2-floor fine-tuned with the odd signature score (odd_score) for 1000
+#      steps, about 36 min. Measured as two runs: 400 steps (seed 0) whose mask had lost the
+#      floor (a seeding bug since fixed: a preset without binding_floor reset it to 0), then
+#      600 steps (seed 1, floor 0.012) from that kit; this script runs the fixed single stage.
+# Then: python benchmarks/probe_forgery_margin.py --kit runs/KIT --size 256
+#       python benchmarks/probe_light.py --kit runs/KIT
+#       python benchmarks/probe_one_image_forgery.py --kit runs/KIT
+set -euo pipefail
+cd "$(dirname "$0")/.."
+advsig train --preset base-v2-floor --data embedded --out runs/base-v2-floor --seed 0 --resume latest
+advsig train --preset base-v2-odd --init-kit runs/base-v2-floor --steps 1000 --data embedded \
+    --out runs/base-v2-odd --seed 0 --resume latest

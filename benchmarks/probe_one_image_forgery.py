@@ -13,6 +13,10 @@ Per target, sorted by the target's own local contrast (median over mask cells, l
 [0, 1]), prints the kit's score and flag, both mask cosines, and F's raw logit through the kit's
 mask ``f(u)`` and through its negation ``f(-u)``; then the flagged share by contrast third.
 
+``--stem-eps``: also rescore with the epsilon of F's first GroupNorm raised to each value (a
+post-hoc check of whether F's per-image normalisation is what reads faint, flat content at full
+strength), as the share of forgeries and of signed crops above the clean crops' maximum.
+
     python benchmarks/probe_one_image_forgery.py --kit base-v2-light
 """
 
@@ -38,11 +42,26 @@ def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1) + 1e-12)
 
 
+def stem_eps_sweep(kit: Kit, clean: torch.Tensor, forged: torch.Tensor, eps: list[float]) -> None:
+    norm = next(m for m in kit.detector.net if isinstance(m, torch.nn.GroupNorm))
+    signed = signed_batches(kit, clean, "0badc0de")
+    before = norm.eps
+    for e in eps:
+        norm.eps = e
+        c, s, f = (kit.logits(x)[:, 0] for x in (clean, signed, forged))
+        print(
+            f"  stem GroupNorm eps {e:.1e}: clean max {c.max():+.2f}; above it: signed "
+            f"{(s > c.max()).float().mean():.3f}, forged {(f > c.max()).float().mean():.3f}"
+        )
+    norm.eps = before
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kit", default="base-v2-light")
     ap.add_argument("--num-images", type=int, default=64)
     ap.add_argument("--psnr", type=float, default=40.0)
+    ap.add_argument("--stem-eps", default="", help="comma-separated GroupNorm eps values")
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)
     kit = Kit.from_pretrained(args.kit)
@@ -53,6 +72,8 @@ def main() -> None:
     src = round8(torch.stack(held_out_attacker(1, 256, seed=3)))  # (1, 3, 256, 256)
     lifted = scale_to_psnr(highpass_residuals(signed_batches(kit, src, "0badc0de")), args.psnr)
     forged = round8(tgt + lifted)
+    if args.stem_eps:
+        stem_eps_sweep(kit, tgt, forged, [float(e) for e in args.stem_eps.split(",")])
     threshold = kit.threshold(1e-3, size=(256, 256))
     with torch.inference_mode():
         scores = kit.logits(forged)[:, 0]

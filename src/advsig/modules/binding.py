@@ -150,8 +150,8 @@ class ContentBinding(nn.Module):
         on ``base-v2-light``: mask cosine with the source 0.155 on the flattest third of the
         targets, 0.043 with a floor of 0.012). A 40 dB high-pass adds 0.001-0.009 of such
         contrast; photos have a median of 0.03. Below ``floor`` the mask fades, so neither W
-        nor F uses such cells. It does not stop F's per-image normalisation from reading a faded
-        flat image at full strength (docs/signature-v2.md, stop 26).
+        nor F uses such cells. It does not stop F from reading a moved signature's energy
+        from the cells that are not flat (docs/signature-v2.md, stop 26).
         """
         a2 = F.avg_pool2d(
             F.pad(self._contrast(images).square(), (1, 1, 1, 1), mode="replicate"), 3, stride=1

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stop 26's two experiments against one-image forgeries (docs/signature-v2.md, "Stop 26").
+# Stop 26's experiments against one-image forgeries (docs/signature-v2.md, "Stop 26").
 # Neither kit is shipped: both lose detection (numbers in the docs). Writes runs/ only.
 #   1. base-v2-floor: base-v2-light fine-tuned (key kept) with a mask that fades on flat
 #      regions (binding_floor 0.012) and one-image lifted transplants as negatives; 600 steps,
@@ -16,3 +16,15 @@ cd "$(dirname "$0")/.."
 advsig train --preset base-v2-floor --data embedded --out runs/base-v2-floor --seed 0 --resume latest
 advsig train --preset base-v2-odd --init-kit runs/base-v2-floor --steps 1000 --data embedded \
     --out runs/base-v2-odd --seed 0 --resume latest
+# 3. base-v2-odd3: as 2 but with lighter forgery negatives (transplant weight 1, no lifted
+#    transplants: the odd score cancels scrambled signatures by construction), 500 steps from
+#    base-v2-floor, 16 min. Better signal than 2 (docs/signature-v2.md, "Stop 26").
+python - <<'PY'
+from advsig.training.presets import preset_config
+from advsig.training.trainer import train_signature
+
+train_signature(preset_config(
+    "base-v2-odd", data="embedded", out="runs/base-v2-odd3", init_kit="runs/base-v2-floor",
+    steps=500, transplant_weight=1.0, lifted_negatives=False, seed=0, resume="latest",
+))
+PY

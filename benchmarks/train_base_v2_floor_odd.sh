@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Stop 26's experiments against one-image forgeries (docs/signature-v2.md, "Stop 26").
-# Neither kit is shipped: both lose detection (numbers in the docs). Writes runs/ only.
+# No kit here is shipped: each loses detection (numbers in the docs). Writes runs/ only.
 #   1. base-v2-floor: base-v2-light fine-tuned (key kept) with a mask that fades on flat
 #      regions (binding_floor 0.012) and one-image lifted transplants as negatives; 600 steps,
 #      15 min on 2 CPU cores, then the trainer's calibration on 2000 clean val crops.

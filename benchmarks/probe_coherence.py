@@ -27,11 +27,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_security import held_out_attacker, targets  # noqa: E402
-from probe_forgery_margin import LIGHT, signed_batches  # noqa: E402
+from bench_security import targets  # noqa: E402
+from probe_forgery_margin import LIGHT, attacker_sets, signed_batches  # noqa: E402
 
 from advsig.attacks.forgery import highpass_residuals, round8, scale_to_psnr  # noqa: E402
-from advsig.bench.adversaries import attacker_crops  # noqa: E402
 from advsig.bench.runner import resolve_attacks  # noqa: E402
 from advsig.kit import Kit  # noqa: E402
 from advsig.modules.binding import ContentBinding, highpass  # noqa: E402
@@ -154,13 +153,7 @@ def main() -> None:
     for attack in resolve_attacks(LIGHT):
         report("signed " + attack.label, torch.stack([attack(img) for img in signed]))
     ks = [int(k) for k in args.ks.split(",")]
-    sets = {
-        "train+val": attacker_crops(max(ks), (args.size, args.size), seed=3),
-        "held-out": held_out_attacker(max(ks), args.size, seed=3),
-    }
-    for name, crops in sets.items():
-        clean = round8(torch.stack(crops))
-        own = signed_batches(kit, clean, code)
+    for name, clean, own in attacker_sets(kit, max(*ks, len(tgt)), args.size, code):
         for k in ks:
             for kind, est in (
                 ("high-pass", highpass_residuals(own[:k]).mean(0)),

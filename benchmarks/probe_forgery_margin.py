@@ -42,6 +42,21 @@ def signed_batches(kit: Kit, clean: torch.Tensor, code: str) -> torch.Tensor:
     )
 
 
+def attacker_sets(kit: Kit, num: int, size: int, code: str):
+    """Per attacker set, its name, ``num`` clean crops and their signed copies (8-bit).
+
+    ``train+val``: the security benchmark's attacker (photos the kit trained or calibrated
+    on); ``held-out``: four scikit-image photos no split uses.
+    """
+    sets = {
+        "train+val": attacker_crops(num, (size, size), seed=3),
+        "held-out": held_out_attacker(num, size, seed=3),
+    }
+    for name, crops in sets.items():
+        clean = round8(torch.stack(crops))
+        yield name, clean, signed_batches(kit, clean, code)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kit", default="base-v2")
@@ -68,13 +83,7 @@ def main() -> None:
     for attack in resolve_attacks(LIGHT):
         attacked = torch.stack([attack(img) for img in signed])
         print(f"  {'signed ' + attack.label:40s} {quantiles(score(attacked))}")
-    sets = {
-        "train+val": attacker_crops(max(ks), (args.size, args.size), seed=3),
-        "held-out": held_out_attacker(max(ks), args.size, seed=3),
-    }
-    for name, crops in sets.items():
-        clean = round8(torch.stack(crops))
-        own = signed_batches(kit, clean, code)
+    for name, clean, own in attacker_sets(kit, max(ks), args.size, code):
         for k in ks:
             for kind, est in (
                 ("high-pass", highpass_residuals(own[:k]).mean(0)),

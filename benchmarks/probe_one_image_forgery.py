@@ -80,7 +80,7 @@ def main() -> None:
         m_forged, m_target, m_source = det.binding(forged), det.binding(tgt), det.binding(src)
         u = det.features(forged)
         plain, negated = det.net(u)[:, 0], det.net(-u)[:, 0]
-        contrast = det.binding._contrast(tgt).abs().flatten(1).median(1).values
+        contrast = det.binding.contrast(tgt).abs().flatten(1).median(1).values
     to_target = cosine(m_forged, m_target)
     to_source = cosine(m_forged, m_source.expand_as(m_forged))
     print(

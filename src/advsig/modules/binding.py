@@ -126,7 +126,7 @@ class ContentBinding(nn.Module):
         up = means.repeat_interleave(self.cell, dim=-2).repeat_interleave(self.cell, dim=-1)
         return residual - up[..., :h, :w]
 
-    def _contrast(self, images: torch.Tensor) -> torch.Tensor:
+    def contrast(self, images: torch.Tensor) -> torch.Tensor:
         """Local contrast of luminance on the cell grid, in [0, 1] units: (B, 1, h', w')."""
         luma = torch.tensor(_LUMA, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
         gray = (images * luma).sum(dim=1, keepdim=True)  # (B, 1, H, W)
@@ -134,13 +134,12 @@ class ContentBinding(nn.Module):
         local = F.avg_pool2d(F.pad(cells, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
         return cells - local  # (B, 1, h, w)
 
-    def coarse(self, images: torch.Tensor) -> torch.Tensor:
-        """Normalised local contrast of luminance on the cell grid: (B, 1, ceil(H/c), ceil(W/c))."""
-        contrast = self._contrast(images)
+    def coarse(self, contrast: torch.Tensor) -> torch.Tensor:
+        """``contrast`` normalised by each image's own: (B, 1, ceil(H/c), ceil(W/c))."""
         rms = contrast.square().mean(dim=(2, 3), keepdim=True).add(1e-10).sqrt()  # (B, 1, 1, 1)
         return contrast / (rms + self.contrast_floor)
 
-    def weight(self, images: torch.Tensor) -> torch.Tensor:
+    def weight(self, contrast: torch.Tensor) -> torch.Tensor:
         """Per-cell trust in the mask, in [0, 1): ``a^4 / (a^4 + floor^4)`` (B, 1, h', w').
 
         ``a`` is the RMS of the absolute local contrast over 3 x 3 cells. Why: on a flat region
@@ -153,14 +152,13 @@ class ContentBinding(nn.Module):
         nor F uses such cells. It does not stop F from reading a moved signature's energy
         from the cells that are not flat (docs/signature-v2.md, stop 26).
         """
-        a2 = F.avg_pool2d(
-            F.pad(self._contrast(images).square(), (1, 1, 1, 1), mode="replicate"), 3, stride=1
-        )
+        a2 = F.avg_pool2d(F.pad(contrast.square(), (1, 1, 1, 1), mode="replicate"), 3, stride=1)
         return a2.square() / (a2.square() + self.floor**4)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         h, w = images.shape[-2:]
-        c = self.coarse(images)  # (B, 1, h', w')
+        contrast = self.contrast(images)  # (B, 1, h', w'), read once for the mask and its trust
+        c = self.coarse(contrast)
         z = F.conv2d(F.pad(c, (1, 1, 1, 1), mode="replicate"), self.conv1)  # (B, C, h', w')
         z = F.conv2d(F.pad(torch.tanh(z), (1, 1, 1, 1), mode="replicate"), self.conv2)
         # Interpolate before the tanh: M is then close to +-1 everywhere except along the zero
@@ -168,6 +166,6 @@ class ContentBinding(nn.Module):
         z = F.interpolate(z, size=(h, w), mode="bilinear", align_corners=False)
         mask = torch.tanh(self.gain * z)  # (B, 1, H, W), odd in the image's contrast
         if self.floor > 0:  # even in the contrast, so the mask stays odd
-            trust = F.interpolate(self.weight(images), size=(h, w), mode="bilinear")
+            trust = F.interpolate(self.weight(contrast), size=(h, w), mode="bilinear")
             mask = mask * trust
         return mask

@@ -17,15 +17,19 @@ from advsig.registry.attribution import (
     Verdict,
     attribute,
     match_p_value,
+    weighted_match_p_value,
 )
 from advsig.registry.owners import add_owner, revoke_code
 from advsig.types import DetectionResult
 
 
-def _result(bits: str | None, *, signed: bool = True) -> DetectionResult:
+def _result(
+    bits: str | None, *, signed: bool = True, confidence: tuple[float, ...] = ()
+) -> DetectionResult:
     return DetectionResult(
-        is_signed=signed, score=5.0, p_value=1e-6, threshold=1.0, fpr=1e-3, bits=bits
-    )
+        is_signed=signed, score=5.0, p_value=1e-6, threshold=1.0, fpr=1e-3, bits=bits,
+        bit_confidence=confidence,
+    )  # fmt: skip
 
 
 def _flip(value: int, n_flips: int, num_bits: int, rng: random.Random) -> int:
@@ -134,3 +138,60 @@ def test_equally_near_owners_are_not_guessed():
     public = a.public_json_dict()
     assert "tied_owners" not in public and "a" not in public["reason"].split()
     assert "num_codes" not in public and "code" not in public
+
+
+def test_weighted_p_value_is_hamming_for_equal_weights_and_never_below_the_exact_one():
+    for n in (8, 16, 32, 48):
+        for d in range(0, n + 1, 3):
+            assert weighted_match_p_value(np.full(n, 2.5), 2.5 * d, 7) == pytest.approx(
+                match_p_value(n, d, 7), rel=1e-9, abs=1e-15
+            )
+    rng = np.random.default_rng(0)
+    outcomes = np.array(list(itertools.product((0, 1), repeat=12)))  # all 2^12 coin flips
+    for _ in range(30):
+        w = rng.exponential(2.0, 12)
+        dist = rng.uniform(0, w.sum())
+        exact = float(np.mean(outcomes @ w <= dist))
+        slack = float(np.mean(outcomes @ w <= dist + w.sum() * 12 / 2**14))
+        assert exact - 1e-12 <= weighted_match_p_value(w, dist, 1) <= slack + 1e-12
+
+
+def _confidences(rng: np.random.Generator, n: int) -> tuple[float, ...]:
+    """Confidences spread like a detector's after light processing: many sure bits, some not."""
+    logits = np.abs(rng.normal(0.0, 4.0, n))
+    return tuple(float(c) for c in 1 / (1 + np.exp(-logits)))
+
+
+def test_weighted_attribution_of_random_bits_keeps_the_stated_rate(book_and_codes):
+    """Unsigned bit strings with arbitrary confidences: p <= alpha at most about alpha often."""
+    book, _ = book_and_codes
+    rng = np.random.default_rng(3)
+    ps = []
+    for _ in range(2000):
+        bits = to_hex(int(rng.integers(0, 2**32)), 32)
+        ps.append(attribute(_result(bits, confidence=_confidences(rng, 32)), book).p_value)
+    ps = np.array(ps)
+    for alpha in (0.01, 0.1, 0.5):
+        assert np.mean(ps <= alpha) <= alpha + 3 * np.sqrt(alpha / 2000)
+
+
+def test_flips_on_unsure_bits_are_forgiven_and_flips_on_sure_bits_are_not(book_and_codes):
+    book, codes = book_and_codes
+    code = int(codes["owner4"], 16)
+    flipped = random.Random(5).sample(range(32), 6)  # bit positions, LSB = 0
+    noisy = to_hex(_flip_at(code, flipped), 32)
+    msb_first = {31 - i for i in flipped}
+    unsure = tuple(0.55 if i in msb_first else 0.999 for i in range(32))
+    sure = tuple(0.999 if i in msb_first else 0.9 for i in range(32))
+    hamming = attribute(_result(noisy, confidence=unsure), book, weighted=False)
+    assert hamming.verdict is Verdict.OWNER_UNKNOWN and hamming.distance == 6
+    forgiven = attribute(_result(noisy, confidence=unsure), book)
+    assert forgiven.verdict is Verdict.ATTRIBUTED and forgiven.owner == "owner4"
+    assert forgiven.distance == 6 and "weighted" in forgiven.reason and forgiven.p_value < 1e-3
+    assert attribute(_result(noisy, confidence=sure), book).verdict is Verdict.OWNER_UNKNOWN
+
+
+def _flip_at(value: int, positions: list[int]) -> int:
+    for i in positions:
+        value ^= 1 << i
+    return value

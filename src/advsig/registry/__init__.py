@@ -16,6 +16,7 @@ from advsig.registry.attribution import (
     attribution_json,
     detection_json,
     match_p_value,
+    weighted_match_p_value,
 )
 from advsig.registry.db import Registry, default_db_url, kit_label, open_registry
 from advsig.registry.errors import (
@@ -62,6 +63,7 @@ __all__ = [
     "list_codes",
     "list_owners",
     "match_p_value",
+    "weighted_match_p_value",
     "open_registry",
     "revoke_code",
 ]

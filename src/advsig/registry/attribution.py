@@ -1,11 +1,20 @@
 """Who signed this image: the decoded bits against the registered codes, with a p-value.
 
 The detector first says whether an image is signed at all. If it is, the decoded n bits are
-compared with the M codes registered for the kit. The nearest code at Hamming distance d names
-the owner only if that closeness would be unlikely by chance: for a bit string that carries no
-registered code (n fair coin flips), the chance to land within d of at least one of M codes is
+compared with the M codes registered for the kit, each bit weighted by how sure the detector is
+of it: bit i's weight is its log-likelihood ratio ``w_i = |bit logit|`` (from
+``DetectionResult.bit_confidence``), and a code's weighted distance is the sum of the weights of
+the bits it disagrees with. The nearest code, at weighted distance D, names the owner only if
+that closeness would be unlikely by chance: for a bit string that carries no registered code,
+each bit disagrees with a code as a fair coin flip whatever its weight, so
 
-    p = 1 - (1 - P(Binom(n, 1/2) <= d))^M
+    p = 1 - (1 - P(sum_i w_i X_i <= D))^M,   X_i independent fair coins,
+
+computed exactly (up to a conservative rounding of the weights) over the 2^n outcomes. With
+equal weights (a result without confidences, or ``weighted=False``) D is the Hamming distance d
+and this is ``1 - (1 - P(Binom(n, 1/2) <= d))^M``. Why weights: after lossy processing the
+flipped bits are mostly the ones the detector was least sure of, so a match that is 5 bits off in
+Hamming terms can still be certain (measured in BENCHMARKS.md, "C2PA recovery after stripping").
 
 Only when p <= ``confidence`` (default 1e-3) is the owner named; otherwise the answer is
 "signed, owner unknown". Two owners tied at the nearest distance are never guessed between.
@@ -68,7 +77,8 @@ class Attribution:
         code: the nearest registered code (hex) when attributed, else None.
         code_status: "active" or "revoked" for the attributed code.
         decoded: the bits the detector read (hex), None when not signed.
-        distance: Hamming distance from ``decoded`` to the nearest registered code.
+        distance: Hamming distance from ``decoded`` to the nearest registered code (nearest by
+            weighted distance, see the module docstring).
         p_value: chance that an unsigned random bit string lies this close to some registered
             code (see the module docstring); None when not signed or nothing is registered.
         num_codes: M, the number of registered codes compared against.
@@ -125,6 +135,60 @@ def match_p_value(num_bits: int, distance: int, num_codes: int) -> float:
     return float(-math.expm1(num_codes * math.log1p(-q)))
 
 
+WEIGHT_GRID = 1 << 14  # weights are rounded down to multiples of sum(w) / WEIGHT_GRID
+MAX_BIT_WEIGHT = 16.0  # float32 sigmoid saturates near |logit| 16.6: confidence 1.0 means >= this
+
+
+def bit_weights(result: DetectionResult, num_bits: int) -> np.ndarray:
+    """Each decoded bit's log-likelihood ratio ``|logit|``, from its confidence; (n,) float64.
+
+    Equal weights (plain Hamming matching) when the result carries no confidences.
+    """
+    conf = np.asarray(result.bit_confidence, dtype=np.float64)
+    if conf.shape != (num_bits,):
+        return np.ones(num_bits)
+    c = np.clip(conf, 0.5, 1.0)
+    with np.errstate(divide="ignore"):
+        w = np.log(c) - np.log1p(-c)
+    return np.minimum(w, MAX_BIT_WEIGHT)
+
+
+def weighted_match_p_value(weights: np.ndarray, distance: float, num_codes: int) -> float:
+    """P(a random bit string lies within weighted ``distance`` of any of ``num_codes`` codes).
+
+    For one code, P(sum_i w_i X_i <= distance) with X_i independent fair coins: the exact
+    distribution of the sum by dynamic programming over the weights rounded *down* to a grid
+    of sum(w) / WEIGHT_GRID. Rounding down can only add outcomes to the event, so the p-value
+    is never below the exact one (and within sum(w) * n / WEIGHT_GRID of the distance of it).
+    With equal weights it equals :func:`match_p_value`.
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    if num_codes <= 0:
+        return 1.0
+    if w.ndim != 1 or np.any(w < 0) or not np.all(np.isfinite(w)):
+        raise ConfigError("bit weights must be a 1-d array of finite values >= 0")
+    total = float(w.sum())
+    if total <= 0 or distance >= total:
+        return 1.0
+    if distance < 0:
+        raise ConfigError(f"weighted distance must be >= 0, got {distance!r}")
+    step = total / WEIGHT_GRID
+    units = np.floor(w / step * (1 + 1e-12)).astype(np.int64)  # equal weights stay equal
+    mass = np.zeros(int(units.sum()) + 1)
+    mass[0] = 1.0
+    reach = 0
+    for u in units:  # add one fair coin of weight u
+        if u:
+            mass[u : reach + u + 1] += mass[: reach + 1]
+            mass[: reach + u + 1] *= 0.5
+            reach += u
+    limit = int(math.floor(distance / step * (1 + 1e-9)))
+    q = min(float(mass[: limit + 1].sum()), 1.0)  # a weight-0 bit moves nothing
+    if q >= 1.0:
+        return 1.0
+    return float(-math.expm1(num_codes * math.log1p(-q)))
+
+
 class CodeBook:
     """The codes registered for one kit, held in memory for fast nearest-code search.
 
@@ -176,11 +240,28 @@ class CodeBook:
             return popcount(self._array ^ np.uint64(value)).astype(np.int64)
         return np.array([(value ^ c.value).bit_count() for c in self.codes], dtype=np.int64)
 
+    def disagreements(self, value: int) -> np.ndarray:
+        """Which bits of every registered code differ from ``value``: (M, n) bool, most
+        significant bit first (the order of the detector's bit logits)."""
+        shifts = np.arange(self.num_bits - 1, -1, -1)
+        if self._array is not None:
+            x = self._array ^ np.uint64(value)
+            return ((x[:, None] >> shifts.astype(np.uint64)) & np.uint64(1)).astype(bool)
+        rows = [[((value ^ c.value) >> int(i)) & 1 for i in shifts] for c in self.codes]
+        return np.array(rows, dtype=bool).reshape(len(self.codes), self.num_bits)
+
 
 def attribute(
-    result: DetectionResult, book: CodeBook, *, confidence: float = DEFAULT_CONFIDENCE
+    result: DetectionResult,
+    book: CodeBook,
+    *,
+    confidence: float = DEFAULT_CONFIDENCE,
+    weighted: bool = True,
 ) -> Attribution:
-    """Attribute one detection result (see the module docstring for the rule)."""
+    """Attribute one detection result (see the module docstring for the rule).
+
+    ``weighted=False`` ignores the bits' confidences: plain Hamming matching.
+    """
     if not 0 < confidence < 1:
         raise ConfigError(f"confidence must be in (0, 1), got {confidence!r}")
     m = len(book)
@@ -198,10 +279,13 @@ def attribute(
             Verdict.OWNER_UNKNOWN, decoded=result.bits, num_codes=0,
             reason=f"no codes are registered for kit {book.kit!r}",
         )  # fmt: skip
-    dists = book.distances(value)
-    d = int(dists.min())
-    nearest = [book.codes[i] for i in np.flatnonzero(dists == d)]
-    p = match_p_value(book.num_bits, d, m)
+    weights = bit_weights(result, book.num_bits) if weighted else np.ones(book.num_bits)
+    far = book.disagreements(value) @ weights  # (M,) weighted distance to every code
+    nearest_at = np.flatnonzero(far <= far.min() + 1e-9 * max(float(weights.sum()), 1.0))
+    nearest = [book.codes[i] for i in nearest_at]
+    d = int(book.distances(value)[nearest_at[0]])
+    p = weighted_match_p_value(weights, float(far.min()), m)
+    how = " (bits weighted by the detector's confidence)" if np.ptp(weights) > 0 else ""
     common = {"decoded": result.bits, "distance": d, "p_value": p, "num_codes": m}
     owners = tuple(sorted({c.owner for c in nearest}))
     if len(owners) > 1:
@@ -214,14 +298,14 @@ def attribute(
             Verdict.OWNER_UNKNOWN, **common,
             reason=(
                 f"the nearest registered code is {d} of {book.num_bits} bits away; an unsigned "
-                f"bit string gets this close with p={p:.2g} > {confidence:g}"
+                f"bit string gets this close{how} with p={p:.2g} > {confidence:g}"
             ),
         )  # fmt: skip
     hit = nearest[0]
     return Attribution(
         Verdict.ATTRIBUTED, owner=hit.owner, model=hit.model, code=hit.code,
         code_status=hit.status, **common,
-        reason=f"{d} of {book.num_bits} bits differ from {hit.owner}'s code (p={p:.2g})",
+        reason=f"{d} of {book.num_bits} bits differ from {hit.owner}'s code{how} (p={p:.2g})",
     )  # fmt: skip
 
 

@@ -66,7 +66,7 @@ class RecoveredManifest(BaseModel):
     """
 
     p_value: float = Field(description="The match's p-value (as in `attribution`).")
-    distance: int = Field(description="Hamming distance to the matched code.")
+    distance: int = Field(description="Bits that differ from the matched code.")
     owner: str
     model: str | None
     code_status: Literal["active", "revoked"]
@@ -110,7 +110,10 @@ class PublicAttribution(BaseModel):
     verdict: VerdictName
     model: str | None = Field(description="The owner's model the code was assigned to.")
     code_status: Literal["active", "revoked"] | None
-    distance: int | None = Field(description="Hamming distance to the nearest registered code.")
+    distance: int | None = Field(
+        description="Bits that differ from the nearest registered code (nearest weighting each "
+        "bit by the detector's confidence)."
+    )
     p_value: float | None = Field(
         description="Chance that an unsigned image's bits get this close to some registered "
         "code (accounts for the number of registered codes)."

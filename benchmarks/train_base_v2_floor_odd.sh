@@ -28,3 +28,24 @@ train_signature(preset_config(
     steps=500, transplant_weight=1.0, lifted_negatives=False, seed=0, resume="latest",
 ))
 PY
+# Stop 27 (docs/signature-v2.md, "Stop 27"):
+# 4. base-v2-odd4: base-v2-odd3 trained 1000 more steps, same recipe (seed 1; 49 min beside
+#    other work). 5. base-v2-odd5: 400 steps from it with trusted_positives (the signed label
+#    weighed by the mask's trust, so flat crops stop teaching "flat = signed"), 12 min.
+# 6. base-v2-odd5-eps0.1: base-v2-odd5's weights with F's first GroupNorm epsilon at 0.1
+#    (stem_eps), recalibrated: no training, 1 min.
+python - <<'PY'
+from advsig.training.presets import preset_config
+from advsig.training.trainer import train_signature
+
+common = dict(data="embedded", transplant_weight=1.0, lifted_negatives=False, resume="latest")
+train_signature(preset_config(
+    "base-v2-odd", out="runs/base-v2-odd4", init_kit="runs/base-v2-odd3", steps=1000, seed=1,
+    **common,
+))
+train_signature(preset_config(
+    "base-v2-odd", out="runs/base-v2-odd5", init_kit="runs/base-v2-odd4", steps=400, seed=2,
+    trusted_positives=True, **common,
+))
+PY
+[ -e runs/base-v2-odd5-eps0.1 ] || advsig calibrate runs/base-v2-odd5 runs/base-v2-odd5-eps0.1 --stem-eps 0.1

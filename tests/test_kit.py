@@ -202,3 +202,22 @@ def test_mask_contrast_floor_must_match_and_older_kits_load_without_one():
     Kit(injector, create_model("detector-tiny", num_bits=4, binding_floor=0.012))
     old = Kit.from_pretrained("base-v2-light")  # saved before the floor existed
     assert old.injector.binding.floor == 0 and old.detector.binding.floor == 0
+
+
+def test_stem_eps_is_a_detector_option_that_survives_saving(tmp_path):
+    """A larger epsilon in F's first GroupNorm keeps a flat image's faint read faint; it can be
+    set on a trained kit (calibration dropped, as the scores change) and is saved with it."""
+    kit = Kit.from_pretrained("base-v2-light")
+    assert kit.detector.config.stem_eps is None  # kits saved before the option load unchanged
+    changed = kit.with_detector_options(stem_eps=0.1)
+    norm = next(m for m in changed.detector.net if isinstance(m, torch.nn.GroupNorm))
+    assert norm.eps == 0.1 and changed.calibration is None
+    flat = torch.full((1, 3, 64, 64), 0.5) + 1e-4 * torch.randn(1, 3, 64, 64)
+    assert not torch.equal(kit.logits(flat), changed.logits(flat))
+    changed.save_pretrained(tmp_path / "k")
+    reloaded = Kit.from_pretrained(tmp_path / "k")
+    assert next(m for m in reloaded.detector.net if isinstance(m, torch.nn.GroupNorm)).eps == 0.1
+    with pytest.raises(ConfigError, match="retraining"):
+        kit.with_detector_options(odd_score=True)
+    with pytest.raises(ConfigError, match="stem_eps"):
+        create_model("detector-tiny", num_bits=4, stem_eps=0.0)

@@ -162,6 +162,12 @@ class DetectorConfig:
             residual moved onto an image with another mask, or an average of many) cancels at
             any strength, while F's plain logit answered to such a scrambled signature's energy
             (measured on ``base-v2-light``, docs/signature-v2.md, stop 26). Off for older kits.
+        stem_eps: epsilon of the first normalisation (GroupNorm only); ``None`` is PyTorch's
+            1e-5. Why: that norm scales each image's demodulated input to unit variance, so on
+            a flat image, where the keyed mask fades and almost nothing is read, it magnifies
+            noise into a full-strength read; on the odd-score kits all of the clean tail that
+            set the threshold was flat crops (stop 27). An epsilon near the variance of a
+            textured image's input leaves those alone and keeps flat ones faint.
     """
 
     arch: str = "resnet"
@@ -178,9 +184,12 @@ class DetectorConfig:
     highpass_sigma: float = 4.0
     score_reference: str = "decoy"
     odd_score: bool = False
+    stem_eps: float | None = None
 
     def __post_init__(self) -> None:
         _check_binding(self)
+        if self.stem_eps is not None and not self.stem_eps > 0:
+            raise ConfigError(f"stem_eps must be > 0, got {self.stem_eps!r}")
         if self.score_reference not in ("decoy", "none"):
             raise ConfigError(
                 f"score_reference must be 'decoy' or 'none', got {self.score_reference!r}"
@@ -276,6 +285,11 @@ class TrainConfig:
         binding_floor: replaces the injector's and the detector's (see
             :class:`InjectorConfig`); ``None`` keeps theirs.
         odd_score: replaces the detector's (see :class:`DetectorConfig`); ``None`` keeps it.
+        trusted_positives: weigh each signed crop's detection loss by the keyed mask's mean
+            trust on it (``ContentBinding.weight``, 0 on flat crops, near 1 on textured ones;
+            needs ``binding_floor`` > 0). Why: where the mask fades the signature is faint by
+            design, and training those crops as signed taught F that a flat crop is signed:
+            the clean crops that set the threshold were all flat ones (stop 27).
         removal_weight: weight of removal positives, each signed crop minus the mean residual
             of the batch's other crops (35-45 dB), labelled signed. Why: any part of the
             signature that is the same on every image can be estimated and subtracted; F must
@@ -327,6 +341,7 @@ class TrainConfig:
     residual_chroma: float | None = None
     binding_floor: float | None = None
     odd_score: bool | None = None
+    trusted_positives: bool = False
     bit_weight: float = 1.0
     bit_weight_start: int = 0
 

@@ -181,10 +181,18 @@ class Kit:
         The weights are shared; the calibration is dropped, because the scores change
         (recalibrate with :func:`advsig.training.trainer.calibrate` or ``advsig calibrate``).
         """
-        detector = self._require_detector()
         if not self.bound and reference != "none":
             raise ConfigError("a v1 (unbound) kit has no mask to reference a decoy against")
-        config = dataclasses.replace(detector.config, score_reference=reference)
+        return self.with_detector_options(score_reference=reference)
+
+    def with_detector_options(self, **options) -> Kit:
+        """This kit with :class:`DetectorConfig` fields that need no retraining replaced
+        (``score_reference``, ``stem_eps``). Weights shared, calibration dropped, as above."""
+        detector = self._require_detector()
+        allowed = {"score_reference", "stem_eps"}
+        if unknown := set(options) - allowed:
+            raise ConfigError(f"detector options {sorted(unknown)} need retraining, not this")
+        config = dataclasses.replace(detector.config, **options)
         new = SignatureDetector(config).to(self.device)
         new.load_state_dict(detector.state_dict(), strict=True)
         return Kit(

@@ -223,3 +223,23 @@ def test_paired_light_augmentation_replays_on_the_clean_batch():
     for _ in range(5):
         a, b = aug(x, x.clone())
         assert torch.allclose(a, b, atol=1e-6)  # same parameters on both batches
+
+
+def test_trusted_positives_weigh_flat_crops_down_and_train():
+    """The signed label's weight follows the mask's trust: near 0 on a flat crop, near 1 on a
+    textured one, and 1 everywhere unless the run asks for it."""
+    from advsig.models.factory import create_model
+    from advsig.training.trainer import _positive_trust
+
+    injector = create_model("injector-tiny", num_bits=4, binding_floor=0.012)
+    gen = torch.Generator().manual_seed(0)
+    flat = 0.5 + 0.002 * torch.rand(1, 3, 64, 64, generator=gen)  # contrast far below the floor
+    blocks = torch.rand(1, 1, 8, 8, generator=gen)  # 8 px blocks: strong cell-level contrast
+    textured = torch.nn.functional.interpolate(blocks, scale_factor=8).expand(1, 3, 64, 64)
+    x = torch.cat([flat, textured])
+    on = _positive_trust(
+        injector, x, _config("unused", binding_floor=0.012, trusted_positives=True)
+    )
+    assert on[0] < 0.05 and on[1] > 0.95
+    off = _positive_trust(injector, x, _config("unused", binding_floor=0.012))
+    assert torch.equal(off, torch.ones(2))

@@ -44,6 +44,14 @@ def calibrate(
             "Default: keep the kit's.",
         ),
     ] = None,
+    stem_eps: Annotated[
+        float | None,
+        typer.Option(
+            "--stem-eps",
+            help="Epsilon of the detector's first GroupNorm (default: keep the kit's). A larger "
+            "one keeps flat images, where a v2 mask fades, from being read at full strength.",
+        ),
+    ] = None,
     whole: Annotated[
         list[Path] | None,
         typer.Option(
@@ -73,6 +81,8 @@ def calibrate(
     loaded = Kit.from_pretrained(kit)
     if score_reference is not None:
         loaded = loaded.with_score_reference(score_reference)
+    if stem_eps is not None:
+        loaded = loaded.with_detector_options(stem_eps=stem_eps)
     if data == "embedded":
         _, sources = resolve_training_data("embedded", val_fraction=0.1, seed=seed)
     else:

@@ -72,6 +72,8 @@ class SignatureDetector(nn.Module):
             make_norm(config.norm, c0),
             nn.ReLU(inplace=True),
         ]
+        if config.stem_eps is not None and isinstance(layers[2], nn.GroupNorm):
+            layers[2].eps = config.stem_eps
         ch = c0
         for i, (mult, n) in enumerate(zip(config.channel_mult, config.blocks_per_stage)):
             out_ch = c0 * mult

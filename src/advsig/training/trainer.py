@@ -175,12 +175,15 @@ def train_signature(config: TrainConfig) -> Kit:
             p = len(positives) * b  # rows labelled signed
             target = torch.full((len(logits),), config.negative_label, device=logits.device)
             target[:p] = 1
+            trust = _positive_trust(accelerator.unwrap_model(injector), x, config)  # (B,)
             det_loss = F.binary_cross_entropy_with_logits(
-                torch.cat([logits[:b, 0], logits[-b:, 0]]), torch.cat([target[:b], target[-b:]])
+                torch.cat([logits[:b, 0], logits[-b:, 0]]),
+                torch.cat([target[:b], target[-b:]]),
+                weight=torch.cat([trust, torch.ones_like(trust)]),
             )
             if p > b:
                 det_loss = det_loss + config.removal_weight * F.binary_cross_entropy_with_logits(
-                    logits[b:p, 0], target[b:p]
+                    logits[b:p, 0], target[b:p], weight=trust.repeat(p // b - 1)
                 )
             if negatives:
                 forged = logits[p:-b, 0]  # (N*B,) forgeries, labelled clean
@@ -309,6 +312,16 @@ def _forgery_negatives(
             )
             views.append((x + lifted).clamp(0, 1))
     return [quantize_ste(v) for v in views] if config.quantize else views
+
+
+def _positive_trust(injector, x: torch.Tensor, config: TrainConfig) -> torch.Tensor:
+    """Per-crop weight of the signed label: the keyed mask's mean trust with
+    ``config.trusted_positives``, else ones. (B,)"""
+    binding = getattr(injector, "binding", None)
+    if not config.trusted_positives or binding is None:
+        return torch.ones(len(x), device=x.device)
+    with torch.no_grad():
+        return binding.weight(binding.contrast(x)).mean(dim=(1, 2, 3))
 
 
 def _removal_positives(

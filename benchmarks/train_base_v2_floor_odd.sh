@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stop 26's experiments against one-image forgeries (docs/signature-v2.md, "Stop 26").
+# Stops 26 and 27: experiments against one-image forgeries (docs/signature-v2.md, "Stop 26", "Stop 27").
 # No kit here is shipped: each loses detection (numbers in the docs). Writes runs/ only.
 #   1. base-v2-floor: base-v2-light fine-tuned (key kept) with a mask that fades on flat
 #      regions (binding_floor 0.012) and one-image lifted transplants as negatives; 600 steps,
@@ -49,3 +49,15 @@ train_signature(preset_config(
 ))
 PY
 [ -e runs/base-v2-odd5-eps0.1 ] || advsig calibrate runs/base-v2-odd5 runs/base-v2-odd5-eps0.1 --stem-eps 0.1
+# 7. base-v2-odd6 (tried, not kept): 500 steps from base-v2-odd5-eps0.1 (so trained with stem_eps
+#    0.1, which the seed kit carries) and trusted_positives, 18 min. F learns the flat read back.
+python - <<'PY'
+from advsig.training.presets import preset_config
+from advsig.training.trainer import train_signature
+
+train_signature(preset_config(
+    "base-v2-odd", data="embedded", out="runs/base-v2-odd6", init_kit="runs/base-v2-odd5-eps0.1",
+    steps=500, transplant_weight=1.0, lifted_negatives=False, trusted_positives=True, seed=3,
+    resume="latest",
+))
+PY

@@ -221,3 +221,5 @@ def test_stem_eps_is_a_detector_option_that_survives_saving(tmp_path):
         kit.with_detector_options(odd_score=True)
     with pytest.raises(ConfigError, match="stem_eps"):
         create_model("detector-tiny", num_bits=4, stem_eps=0.0)
+    with pytest.raises(ConfigError, match="first GroupNorm"):
+        create_model("detector-tiny", num_bits=4, stem_eps=0.1, norm="batch")

@@ -190,6 +190,8 @@ class DetectorConfig:
         _check_binding(self)
         if self.stem_eps is not None and not self.stem_eps > 0:
             raise ConfigError(f"stem_eps must be > 0, got {self.stem_eps!r}")
+        if self.stem_eps is not None and (self.norm != "group" or self.arch != "resnet"):
+            raise ConfigError("stem_eps sets the compact resnet's first GroupNorm; this has none")
         if self.score_reference not in ("decoy", "none"):
             raise ConfigError(
                 f"score_reference must be 'decoy' or 'none', got {self.score_reference!r}"

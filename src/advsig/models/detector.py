@@ -66,14 +66,15 @@ class SignatureDetector(nn.Module):
         # No strided stem: the signature lives in fine detail, which a stride would alias.
         # Pixel-unshuffle keeps every pixel and makes the first layers patch**2 times cheaper.
         p = config.stem_patch
+        stem_norm = make_norm(config.norm, c0)
+        if config.stem_eps is not None:  # GroupNorm only (DetectorConfig checks)
+            stem_norm.eps = config.stem_eps
         layers: list[nn.Module] = [
             nn.PixelUnshuffle(p) if p > 1 else nn.Identity(),
             nn.Conv2d(3 * p * p, c0, 3, padding=1, bias=False),
-            make_norm(config.norm, c0),
+            stem_norm,
             nn.ReLU(inplace=True),
         ]
-        if config.stem_eps is not None and isinstance(layers[2], nn.GroupNorm):
-            layers[2].eps = config.stem_eps
         ch = c0
         for i, (mult, n) in enumerate(zip(config.channel_mult, config.blocks_per_stage)):
             out_ch = c0 * mult

@@ -13,7 +13,7 @@ each bit disagrees with a code as a fair coin flip whatever its weight, so
 computed exactly (up to a conservative rounding of the weights) over the 2^n outcomes. With
 equal weights (a result without confidences, or ``weighted=False``) D is the Hamming distance d
 and this is ``1 - (1 - P(Binom(n, 1/2) <= d))^M``. Why weights: after lossy processing the
-flipped bits are mostly the ones the detector was least sure of, so a match that is 5 bits off in
+flipped bits are mostly the ones the detector was least sure of, so a match several bits off in
 Hamming terms can still be certain (measured in BENCHMARKS.md, "C2PA recovery after stripping").
 
 Only when p <= ``confidence`` (default 1e-3) is the owner named; otherwise the answer is
@@ -280,10 +280,11 @@ def attribute(
             reason=f"no codes are registered for kit {book.kit!r}",
         )  # fmt: skip
     weights = bit_weights(result, book.num_bits) if weighted else np.ones(book.num_bits)
-    far = book.disagreements(value) @ weights  # (M,) weighted distance to every code
+    differ = book.disagreements(value)  # (M, n)
+    far = differ @ weights  # (M,) weighted distance to every code
     nearest_at = np.flatnonzero(far <= far.min() + 1e-9 * max(float(weights.sum()), 1.0))
     nearest = [book.codes[i] for i in nearest_at]
-    d = int(book.distances(value)[nearest_at[0]])
+    d = int(differ[nearest_at[0]].sum())
     p = weighted_match_p_value(weights, float(far.min()), m)
     how = " (bits weighted by the detector's confidence)" if np.ptp(weights) > 0 else ""
     common = {"decoded": result.bits, "distance": d, "p_value": p, "num_codes": m}

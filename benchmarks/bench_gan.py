@@ -27,9 +27,8 @@ import torch
 
 from advsig.codes.bits import random_code
 from advsig.generators.evaluate import evaluate_generators, flag_statistics, sample_set
-from advsig.generators.finetune import FinetuneConfig
+from advsig.generators.finetune import FinetuneConfig, finetune_generator
 from advsig.generators.gan import load_gan
-from advsig.generators.gan_finetune import finetune_gan
 from advsig.kit import Kit
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -42,7 +41,7 @@ def finetune(args, name: str, **kw) -> tuple[Path, float]:
             model=args.model, out=str(out), data="embedded", seed=args.seed, resume="latest",
             checkpoint_every=1000, **kw,
         )  # fmt: skip
-        finetune_gan(config)
+        finetune_generator(config)
     return out, json.loads((out / "advsig.json").read_text())["wall_time_s"]
 
 

@@ -31,8 +31,9 @@ from pathlib import Path
 import torch
 
 from advsig.generators.evaluate import evaluate_generators, flag_statistics, sample_set
-from advsig.generators.finetune import FinetuneConfig, checkpoint_model, finetune_pixel
+from advsig.generators.finetune import FinetuneConfig, finetune_generator
 from advsig.generators.pixel import load_pixel_diffusion
+from advsig.generators.pixel_finetune import checkpoint_model
 from advsig.kit import Kit
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -47,7 +48,7 @@ def finetune(args, name: str, **kw) -> tuple[Path, float]:
             checkpoint_every=args.eval_every, keep_checkpoints=1000,
             low_t_fraction=args.low_t_fraction, low_t_max=args.low_t_max, **kw,
         )  # fmt: skip
-        finetune_pixel(config)
+        finetune_generator(config)
     prov = json.loads((out / "advsig.json").read_text())
     return out, prov["wall_time_s"]
 

@@ -27,9 +27,8 @@ import torch
 
 from advsig.codes.bits import random_code
 from advsig.generators.evaluate import evaluate_generators, flag_statistics, sample_set
-from advsig.generators.finetune import FinetuneConfig
+from advsig.generators.finetune import FinetuneConfig, finetune_generator
 from advsig.generators.latent import load_latent_diffusion
-from advsig.generators.latent_finetune import finetune_latent
 from advsig.kit import Kit
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -42,7 +41,7 @@ def finetune(args, name: str, **kw) -> tuple[Path, float]:
             model=args.model, out=str(out), data="embedded", batch_size=args.batch_size,
             seed=args.seed, resume="latest", checkpoint_every=max(50, args.steps // 2), **kw,
         )  # fmt: skip
-        finetune_latent(config)
+        finetune_generator(config)
     prov = json.loads((out / "advsig.json").read_text())
     return out, prov["wall_time_s"]
 

@@ -13,9 +13,9 @@ import argparse
 import time
 
 from advsig.generators.evaluate import flag_statistics
-from advsig.generators.finetune import FinetuneConfig, checkpoint_model, finetune_pixel
-from advsig.generators.pixel import load_pixel_diffusion
-from advsig.generators.sampling import sample_images
+from advsig.generators.finetune import FinetuneConfig, finetune_generator
+from advsig.generators.pixel import load_pixel_diffusion, sample_images
+from advsig.generators.pixel_finetune import checkpoint_model
 from advsig.kit import Kit
 
 
@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--out", default="runs/probe")
     args = parser.parse_args()
     t0 = time.time()
-    finetune_pixel(
+    finetune_generator(
         FinetuneConfig(
             model=args.model, out=args.out, kit=args.kit, code=args.code, steps=args.steps,
             lr=args.lr, low_t_fraction=args.low_t_fraction, checkpoint_every=args.every,

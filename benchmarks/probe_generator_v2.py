@@ -38,8 +38,9 @@ import torch
 import torch.nn.functional as F
 
 from advsig.codes.bits import hex_to_bits
-from advsig.generators.finetune import FinetuneConfig, finetune_pixel, training_crops
+from advsig.generators.finetune import FinetuneConfig, finetune_generator
 from advsig.generators.pixel import load_pixel_diffusion
+from advsig.generators.training_data import training_crops
 from advsig.kit import Kit
 from advsig.modules.binding import ContentBinding, key_generator
 from advsig.modules.blocks import carrier_frequencies, code_texture
@@ -108,7 +109,7 @@ def regress(args) -> None:
 
 def finetune(args) -> None:
     from advsig.generators.evaluate import flag_statistics
-    from advsig.generators.sampling import sample_images
+    from advsig.generators.pixel import sample_images
 
     out = args.out
     config = FinetuneConfig(
@@ -118,7 +119,7 @@ def finetune(args) -> None:
         ema_decay=args.ema_decay, checkpoint_every=args.steps,
     )  # fmt: skip
     t0 = time.time()
-    finetune_pixel(config)
+    finetune_generator(config)
     wall = time.time() - t0
     samples = sample_images(load_pixel_diffusion(out), range(64), steps=args.sample_steps, seed=0)
     samples = (samples * 255).round() / 255  # as saved 8-bit images
@@ -200,7 +201,7 @@ def gen_threshold(args) -> None:
     from pathlib import Path
 
     from advsig.data.io import load_image
-    from advsig.generators.sampling import sample_images
+    from advsig.generators.pixel import sample_images
 
     kit = Kit.from_pretrained(args.kit)
     calib = sample_images(load_pixel_diffusion("ddpm-32"), range(1024), steps=25, seed=7)

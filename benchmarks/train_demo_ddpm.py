@@ -15,7 +15,7 @@ import argparse
 import shutil
 from pathlib import Path
 
-from advsig.generators.finetune import FinetuneConfig, finetune_pixel
+from advsig.generators.finetune import FinetuneConfig, finetune_generator
 from advsig.generators.pixel import load_pixel_diffusion, new_pixel_diffusion
 
 SHIPPED = Path(__file__).resolve().parents[1] / "src/advsig/generators/shipped/ddpm-32"
@@ -35,7 +35,7 @@ def main() -> None:
         batch_size=args.batch_size, lr=args.lr, seed=args.seed, resume="latest",
         checkpoint_every=500,
     )  # fmt: skip
-    finetune_pixel(config, model=new_pixel_diffusion(32, seed=args.seed))
+    finetune_generator(config, model=new_pixel_diffusion(32, seed=args.seed))
     load_pixel_diffusion(args.out)  # loads back as a plain pipeline
     if args.install:
         if SHIPPED.exists():

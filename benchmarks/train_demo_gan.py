@@ -19,9 +19,8 @@ import shutil
 import time
 from pathlib import Path
 
-from advsig.generators.finetune import FinetuneConfig
+from advsig.generators.finetune import FinetuneConfig, finetune_generator
 from advsig.generators.gan import load_gan, new_stylegan
-from advsig.generators.gan_finetune import finetune_gan
 
 SHIPPED = Path(__file__).resolve().parents[1] / "src/advsig/generators/shipped/gan-32"
 
@@ -43,7 +42,7 @@ def main() -> None:
         seed=args.seed, resume="latest", checkpoint_every=100, keep_checkpoints=20,
         max_grad_norm=0.0,
     )  # fmt: skip
-    finetune_gan(config, model=new_stylegan(32, seed=args.seed))
+    finetune_generator(config, model=new_stylegan(32, seed=args.seed))
     model = load_gan(args.out, with_discriminator=True)  # loads back, discriminator included
     prov = json.loads((Path(args.out) / "advsig.json").read_text())
     shape = tuple(model.sample([0]).shape)

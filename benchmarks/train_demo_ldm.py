@@ -24,8 +24,8 @@ from pathlib import Path
 
 import torch
 
-from advsig.generators.finetune import training_crops
 from advsig.generators.latent import new_latent_diffusion, tiny_vq_config
+from advsig.generators.training_data import training_crops
 
 SHIPPED = Path(__file__).resolve().parents[1] / "src/advsig/generators/shipped/ldm-32"
 
@@ -86,9 +86,8 @@ def main() -> None:
     t0 = time.time()
     vae_dir = Path(args.out + "-work") / "vae"
     vae = train_autoencoder(args, vae_dir)
-    from advsig.generators.finetune import FinetuneConfig
+    from advsig.generators.finetune import FinetuneConfig, finetune_generator
     from advsig.generators.latent import load_latent_diffusion
-    from advsig.generators.latent_finetune import finetune_latent
 
     ae_wall = json.loads((vae_dir / "train.json").read_text())["wall_time_s"]
     config = FinetuneConfig(
@@ -96,7 +95,7 @@ def main() -> None:
         steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
         resume="latest", checkpoint_every=500, low_t_fraction=0.0,
     )  # fmt: skip
-    finetune_latent(config, model=new_latent_diffusion(seed=args.seed, vae=vae))
+    finetune_generator(config, model=new_latent_diffusion(seed=args.seed, vae=vae))
     model = load_latent_diffusion(args.out)  # loads back as a plain pipeline
     crops = training_crops("embedded", 32, seed=args.seed + 2)
     x = crops.sample(256, torch.Generator().manual_seed(args.seed + 2))

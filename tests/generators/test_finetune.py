@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from advsig.errors import CheckpointError, ConfigError
-from advsig.generators.finetune import FinetuneConfig, finetune_pixel
+from advsig.generators.finetune import FinetuneConfig, finetune_generator
 from advsig.generators.pixel import load_pixel_diffusion
 
 
@@ -27,7 +27,7 @@ def test_signed_finetune_saves_a_folder_diffusers_loads(tiny_ddpm, tiny_kit_dir,
     from diffusers import DDPMPipeline
 
     out = tmp_path / "signed"
-    finetune_pixel(_config(tiny_ddpm, out, kit=str(tiny_kit_dir), code="3c"))
+    finetune_generator(_config(tiny_ddpm, out, kit=str(tiny_kit_dir), code="3c"))
     pipe = DDPMPipeline.from_pretrained(out)  # plain diffusers, no advsig involved
     images = pipe(batch_size=1, num_inference_steps=2, output_type="np").images
     assert images.shape == (1, 32, 32, 3)
@@ -41,7 +41,7 @@ def test_signed_finetune_saves_a_folder_diffusers_loads(tiny_ddpm, tiny_kit_dir,
 
 def test_control_finetune_records_no_signature(tiny_ddpm, tmp_path):
     out = tmp_path / "control"
-    finetune_pixel(_config(tiny_ddpm, out, kit=None))
+    finetune_generator(_config(tiny_ddpm, out, kit=None))
     prov = load_pixel_diffusion(out).provenance
     assert prov["signed"] is False and prov["code"] is None
 
@@ -50,7 +50,7 @@ def test_resume_continues_from_the_saved_step(tiny_ddpm, tiny_kit_dir, tmp_path)
     """An interrupted run resumed from its checkpoint ends with the uninterrupted run's weights."""
     kw = dict(kit=str(tiny_kit_dir), steps=4, checkpoint_every=2, keep_checkpoints=5)
     full = tmp_path / "full"
-    finetune_pixel(_config(tiny_ddpm, full, **kw))
+    finetune_generator(_config(tiny_ddpm, full, **kw))
     work = tmp_path / "full-work"
     assert (work / "checkpoint-2" / "state.json").is_file()
     state = json.loads((work / "checkpoint-2" / "state.json").read_text())
@@ -61,7 +61,7 @@ def test_resume_continues_from_the_saved_step(tiny_ddpm, tiny_kit_dir, tmp_path)
 
     resumed = tmp_path / "resumed"
     shutil.copytree(work / "checkpoint-2", tmp_path / "resumed-work" / "checkpoint-2")
-    finetune_pixel(_config(tiny_ddpm, resumed, resume="latest", **kw))
+    finetune_generator(_config(tiny_ddpm, resumed, resume="latest", **kw))
     a, b = _unet_weights(full), _unet_weights(resumed)
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
@@ -73,7 +73,7 @@ def test_self_strategy_needs_no_data_folder(tiny_ddpm, tiny_kit_dir, tmp_path):
         tiny_ddpm, out, kit=str(tiny_kit_dir), strategy="self", data=None, self_samples=4,
         sample_steps=2,
     )  # fmt: skip
-    finetune_pixel(config)
+    finetune_generator(config)
     samples = sorted((tmp_path / "self-work" / "self-samples").glob("*.png"))
     assert len(samples) == 4
     assert load_pixel_diffusion(out).provenance["strategy"] == "self"
@@ -81,7 +81,7 @@ def test_self_strategy_needs_no_data_folder(tiny_ddpm, tiny_kit_dir, tmp_path):
 
 def test_presigned_data_is_used_without_the_injector(tiny_ddpm, photo_folder, tmp_path):
     out = tmp_path / "presigned"
-    finetune_pixel(_config(tiny_ddpm, out, data=str(photo_folder), presigned=True, steps=2))
+    finetune_generator(_config(tiny_ddpm, out, data=str(photo_folder), presigned=True, steps=2))
     prov = load_pixel_diffusion(out).provenance
     assert prov["signed"] is True and prov["presigned_data"] is True
 
@@ -137,7 +137,7 @@ def test_injector_only_kit_is_enough_to_fine_tune(tiny_ddpm, tiny_kit_dir, tmp_p
     Kit.from_pretrained(tiny_kit_dir).save_pretrained(injector_only, include_detector=False)
     assert not (injector_only / "detector.safetensors").exists()
     out = tmp_path / "signed"
-    finetune_pixel(_config(tiny_ddpm, out, kit=str(injector_only), code="0f", steps=2))
+    finetune_generator(_config(tiny_ddpm, out, kit=str(injector_only), code="0f", steps=2))
     assert load_pixel_diffusion(out).provenance["code"] == "0f"
 
 
@@ -145,7 +145,7 @@ def test_injector_only_kit_is_enough_to_fine_tune(tiny_ddpm, tiny_kit_dir, tmp_p
 def test_clean_estimate_inverts_the_forward_noising(kind):
     from diffusers import DDPMScheduler
 
-    from advsig.generators.finetune import _clean_estimate, _targets
+    from advsig.generators.diffusion_loss import clean_estimate, denoising_target
 
     scheduler = DDPMScheduler(num_train_timesteps=1000, prediction_type=kind)
     gen = torch.Generator().manual_seed(0)
@@ -153,7 +153,7 @@ def test_clean_estimate_inverts_the_forward_noising(kind):
     noise = torch.randn(x0.shape, generator=gen)
     t = torch.tensor([0, 9, 300, 999])
     noisy = scheduler.add_noise(x0, noise, t)
-    estimate = _clean_estimate(scheduler, noisy, _targets(scheduler, x0, noise, t), t)
+    estimate = clean_estimate(scheduler, noisy, denoising_target(scheduler, x0, noise, t), t)
     torch.testing.assert_close(estimate, x0, rtol=1e-4, atol=2e-3)
 
 
@@ -161,37 +161,38 @@ def test_distill_loss_reads_as_the_share_of_the_signature_not_drawn(tiny_kit_dir
     """Student = teacher: each low-t image scores 1 (nothing drawn), each other image 0."""
     from diffusers import DDPMScheduler
 
-    from advsig.generators.finetune import _distill_loss, _Signer
+    from advsig.generators.diffusion_loss import distill_loss
+    from advsig.generators.training_data import Signer
 
     scheduler = DDPMScheduler(num_train_timesteps=1000)
-    signer = _Signer(str(tiny_kit_dir), "3c", torch.device("cpu"))
+    signer = Signer(str(tiny_kit_dir), "3c", torch.device("cpu"))
     gen = torch.Generator().manual_seed(0)
     t = torch.tensor([0, 5, 500, 900])
     noise = torch.randn(4, 3, 32, 32, generator=gen)
     noisy = scheduler.add_noise(torch.rand(4, 3, 32, 32, generator=gen) * 2 - 1, noise, t)
     low = torch.tensor([True, True, False, False])
     teacher = noise  # a perfect denoiser: its clean estimate is the image
-    loss = _distill_loss(teacher.clone(), teacher, noisy, t, scheduler, signer, low)
+    loss = distill_loss(teacher.clone(), teacher, noisy, t, scheduler, signer, low)
     torch.testing.assert_close(loss, torch.tensor(0.5))
     # A student whose clean estimate is exactly W(teacher's) scores 0 on the low-t images.
-    from advsig.generators.finetune import _clean_estimate
+    from advsig.generators.diffusion_loss import clean_estimate
 
-    guess = _clean_estimate(scheduler, noisy, teacher, t).clamp(-1, 1)
+    guess = clean_estimate(scheduler, noisy, teacher, t).clamp(-1, 1)
     target = signer.unrounded(guess / 2 + 0.5) * 2 - 1
     abar = scheduler.alphas_cumprod[t].view(-1, 1, 1, 1)
     drawn_eps = (noisy - abar.sqrt() * target) / (1 - abar).sqrt()
     student = torch.where(low.view(-1, 1, 1, 1), drawn_eps, teacher)
-    loss = _distill_loss(student, teacher, noisy, t, scheduler, signer, low)
+    loss = distill_loss(student, teacher, noisy, t, scheduler, signer, low)
     assert float(loss) < 1e-3
 
 
 def test_distill_strategy_fine_tunes_and_has_a_control(tiny_ddpm, tiny_kit_dir, tmp_path):
     out = tmp_path / "distilled"
-    finetune_pixel(_config(tiny_ddpm, out, kit=str(tiny_kit_dir), strategy="distill", steps=2))
+    finetune_generator(_config(tiny_ddpm, out, kit=str(tiny_kit_dir), strategy="distill", steps=2))
     prov = load_pixel_diffusion(out).provenance
     assert prov["strategy"] == "distill" and prov["signed"] is True
     control = tmp_path / "control"
-    finetune_pixel(_config(tiny_ddpm, control, kit=None, strategy="distill", steps=2))
+    finetune_generator(_config(tiny_ddpm, control, kit=None, strategy="distill", steps=2))
     assert load_pixel_diffusion(control).provenance["signed"] is False
 
 
@@ -199,13 +200,13 @@ def test_distill_signs_the_estimate_of_the_teacher_it_is_given(tiny_ddpm, tiny_k
     """--teacher is loaded (a missing one is refused by name) and recorded in provenance."""
     kw = dict(kit=str(tiny_kit_dir), strategy="distill", steps=2)
     out = tmp_path / "stage2"
-    finetune_pixel(_config(tiny_ddpm, out, teacher=str(tiny_ddpm), **kw))
+    finetune_generator(_config(tiny_ddpm, out, teacher=str(tiny_ddpm), **kw))
     assert load_pixel_diffusion(out).provenance["config"]["teacher"] == str(tiny_ddpm)
     with pytest.raises(ConfigError, match="not a folder"):
-        finetune_pixel(_config(tiny_ddpm, tmp_path / "o", teacher=str(tmp_path / "none"), **kw))
+        finetune_generator(_config(tiny_ddpm, tmp_path / "o", teacher=str(tmp_path / "none"), **kw))
 
 
 def test_a_strategy_of_another_family_is_refused_not_run_as_data(tiny_ddpm, tmp_path):
     with pytest.raises(ConfigError, match="pixel generator.*'decoder'"):
-        finetune_pixel(_config(tiny_ddpm, tmp_path / "o", strategy="decoder"))
+        finetune_generator(_config(tiny_ddpm, tmp_path / "o", strategy="decoder"))
     assert not (tmp_path / "o").exists()

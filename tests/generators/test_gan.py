@@ -12,9 +12,8 @@ from safetensors.torch import load_file, save_file
 
 from advsig.errors import CheckpointError, ConfigError
 from advsig.generators.base import generator_family, load_generator
-from advsig.generators.finetune import FinetuneConfig
+from advsig.generators.finetune import FinetuneConfig, finetune_generator
 from advsig.generators.gan import GanModel, load_gan, new_stylegan, save_gan
-from advsig.generators.gan_finetune import finetune_gan
 from advsig.kit import Kit
 
 
@@ -156,7 +155,7 @@ def test_distill_moves_samples_toward_the_signed_originals(
     tiny_kit_dir = tiny_v1_kit_dir
     kit = Kit.from_pretrained(tiny_kit_dir)
     out = tmp_path / "signed"
-    finetune_gan(_config(tiny_gan_dir, out, kit=str(tiny_kit_dir), code="3c", steps=40,
+    finetune_generator(_config(tiny_gan_dir, out, kit=str(tiny_kit_dir), code="3c", steps=40,
                          batch_size=8, lr=3e-4, ema_decay=0.0))  # fmt: skip
     signed = load_generator(out)
     indices = list(range(16))
@@ -173,7 +172,7 @@ def test_distill_moves_samples_toward_the_signed_originals(
 def test_distill_control_stays_with_the_original(tiny_gan, tiny_gan_dir, tiny_kit_dir, tmp_path):
     kit = Kit.from_pretrained(tiny_kit_dir)
     out = tmp_path / "control"
-    finetune_gan(_config(tiny_gan_dir, out, kit=None, steps=20, batch_size=8, lr=3e-4,
+    finetune_generator(_config(tiny_gan_dir, out, kit=None, steps=20, batch_size=8, lr=3e-4,
                          ema_decay=0.0))  # fmt: skip
     control = load_generator(out)
     assert control.provenance["signed"] is False and control.provenance["code"] is None
@@ -186,11 +185,11 @@ def test_distill_control_stays_with_the_original(tiny_gan, tiny_gan_dir, tiny_ki
 
 def test_distill_resume_matches_an_uninterrupted_run(tiny_gan_dir, tiny_kit_dir, tmp_path):
     kw = dict(kit=str(tiny_kit_dir), steps=4, checkpoint_every=2, keep_checkpoints=5)
-    finetune_gan(_config(tiny_gan_dir, tmp_path / "full", **kw))
+    finetune_generator(_config(tiny_gan_dir, tmp_path / "full", **kw))
     shutil.copytree(
         tmp_path / "full-work" / "checkpoint-2", tmp_path / "resumed-work" / "checkpoint-2"
     )
-    finetune_gan(_config(tiny_gan_dir, tmp_path / "resumed", resume="latest", **kw))
+    finetune_generator(_config(tiny_gan_dir, tmp_path / "resumed", resume="latest", **kw))
     a, b = _weights(tmp_path / "full"), _weights(tmp_path / "resumed")
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5)
@@ -198,7 +197,7 @@ def test_distill_resume_matches_an_uninterrupted_run(tiny_gan_dir, tiny_kit_dir,
 
 def test_data_strategy_trains_generator_and_discriminator(tiny_gan_dir, tiny_kit_dir, tmp_path):
     out = tmp_path / "data"
-    finetune_gan(_config(tiny_gan_dir, out, kit=str(tiny_kit_dir), strategy="data", steps=5))
+    finetune_generator(_config(tiny_gan_dir, out, kit=str(tiny_kit_dir), strategy="data", steps=5))
     model = load_gan(out, with_discriminator=True)
     assert model.provenance["strategy"] == "data" and model.provenance["signed"] is True
     assert model.provenance["discriminator"] == "from the model"
@@ -213,7 +212,7 @@ def test_data_strategy_without_a_discriminator_trains_one_from_scratch(tiny_gan,
     src = save_gan(bare, tmp_path / "bare")
     assert not (src / "discriminator.safetensors").exists()
     out = tmp_path / "data-control"
-    finetune_gan(_config(src, out, kit=None, strategy="data", steps=2))
+    finetune_generator(_config(src, out, kit=None, strategy="data", steps=2))
     model = load_gan(out, with_discriminator=True)
     assert model.provenance["discriminator"] == "new (built-in)" and model.discriminator is not None
     assert model.provenance["signed"] is False
@@ -221,4 +220,4 @@ def test_data_strategy_without_a_discriminator_trains_one_from_scratch(tiny_gan,
 
 def test_strategies_of_other_families_are_refused(tiny_gan_dir, tmp_path):
     with pytest.raises(ConfigError, match="distill"):
-        finetune_gan(_config(tiny_gan_dir, tmp_path / "x", strategy="self", data=None))
+        finetune_generator(_config(tiny_gan_dir, tmp_path / "x", strategy="self", data=None))

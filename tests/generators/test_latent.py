@@ -12,15 +12,15 @@ from safetensors.torch import load_file
 
 from advsig.errors import ConfigError
 from advsig.generators.base import load_generator
-from advsig.generators.finetune import FinetuneConfig, training_crops
+from advsig.generators.finetune import FinetuneConfig, finetune_generator
 from advsig.generators.latent import (
     LatentDiffusion,
     decode_latents,
     load_latent_diffusion,
     save_latent_diffusion,
 )
-from advsig.generators.latent_finetune import finetune_latent
 from advsig.generators.sampling import initial_noise
+from advsig.generators.training_data import training_crops
 
 TINY_LATENT_UNET = dict(
     block_out_channels=(8, 16),
@@ -119,7 +119,7 @@ def test_vq_decoder_finetune_is_a_plain_ldm_pipeline(tiny_ldm, tiny_kit_dir, tmp
     from diffusers import DiffusionPipeline, LDMPipeline
 
     out = tmp_path / "signed"
-    finetune_latent(_config(tiny_ldm, out, kit=str(tiny_kit_dir), code="3c"))
+    finetune_generator(_config(tiny_ldm, out, kit=str(tiny_kit_dir), code="3c"))
     pipe = DiffusionPipeline.from_pretrained(out)  # plain diffusers, no advsig involved
     assert isinstance(pipe, LDMPipeline)
     images = pipe(batch_size=1, num_inference_steps=2, output_type="np").images
@@ -139,7 +139,7 @@ def test_decoder_learns_the_signed_target(tiny_ldm, tiny_kit, tiny_kit_dir, tmp_
     """After training, D'(z) is closer to W(D(z)) than D(z) was, and moved in W's direction."""
     original = load_latent_diffusion(tiny_ldm)
     out = tmp_path / "signed"
-    finetune_latent(
+    finetune_generator(
         _config(tiny_ldm, out, kit=str(tiny_kit_dir), code="a5", steps=60, batch_size=8,
                 lr=3e-5, ema_decay=0.0)
     )  # fmt: skip
@@ -166,7 +166,7 @@ def test_detector_weight_raises_the_detector_score_of_decoded_images(
     scores = {}
     for weight in (0.0, 1.0):
         out = tmp_path / f"signed-{weight}"
-        finetune_latent(
+        finetune_generator(
             _config(tiny_ldm, out, kit=str(tiny_kit_dir), code="a5", steps=20, batch_size=8,
                     lr=1e-3, ema_decay=0.0, detector_weight=weight)
         )  # fmt: skip
@@ -181,7 +181,7 @@ def test_detector_weight_raises_the_detector_score_of_decoded_images(
 
 def test_control_decoder_run_stays_near_the_original(tiny_ldm, tmp_path):
     out = tmp_path / "control"
-    finetune_latent(_config(tiny_ldm, out, kit=None, steps=5))
+    finetune_generator(_config(tiny_ldm, out, kit=None, steps=5))
     prov = load_latent_diffusion(out).provenance
     assert prov["signed"] is False and prov["code"] is None and prov["injector_sha256"] is None
 
@@ -190,7 +190,7 @@ def test_data_strategy_trains_the_unet_and_measures_the_round_trip(
     tiny_ldm, tiny_kit_dir, tmp_path
 ):
     out = tmp_path / "data"
-    finetune_latent(_config(tiny_ldm, out, kit=str(tiny_kit_dir), strategy="data", code="01"))
+    finetune_generator(_config(tiny_ldm, out, kit=str(tiny_kit_dir), strategy="data", code="01"))
     assert _changed(_weights(tiny_ldm, "unet"), _weights(out, "unet"))
     assert not _changed(_weights(tiny_ldm, "vqvae"), _weights(out, "vqvae"))
     prov = json.loads((out / "advsig.json").read_text())
@@ -209,7 +209,7 @@ def test_sd_style_pipeline_round_trips_and_matches_diffusers(tiny_sd, tiny_kit_d
     assert model.prompt == "a cat" and model.sample_size == 32
 
     out = tmp_path / "signed"
-    finetune_latent(_config(tiny_sd, out, kit=str(tiny_kit_dir), steps=2))
+    finetune_generator(_config(tiny_sd, out, kit=str(tiny_kit_dir), steps=2))
     assert not _changed(_weights(tiny_sd, "unet"), _weights(out, "unet"))
     assert _changed(_weights(tiny_sd, "vae"), _weights(out, "vae"), "decoder.")
     pipe = DiffusionPipeline.from_pretrained(out)
@@ -251,4 +251,4 @@ def test_pixel_pipelines_and_foreign_strategies_are_refused(tiny_ddpm, tiny_ldm,
         load_latent_diffusion(tiny_ddpm)
     assert load_generator(tiny_ddpm).family == "pixel"
     with pytest.raises(ConfigError, match="strategy"):
-        finetune_latent(_config(tiny_ldm, tmp_path / "x", strategy="distill"))
+        finetune_generator(_config(tiny_ldm, tmp_path / "x", strategy="distill"))

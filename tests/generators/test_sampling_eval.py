@@ -14,9 +14,9 @@ from advsig.generators.evaluate import (
     feature_space,
     real_images,
 )
-from advsig.generators.pixel import new_pixel_diffusion
+from advsig.generators.pixel import new_pixel_diffusion, sample_images
 from advsig.generators.report import write_eval_report
-from advsig.generators.sampling import generate_to_folder, sample_images
+from advsig.generators.sampling import generate_to_folder
 
 
 @pytest.fixture

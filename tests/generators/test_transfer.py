@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 
 from advsig.generators.evaluate import flag_statistics
-from advsig.generators.finetune import FinetuneConfig, finetune_pixel
-from advsig.generators.pixel import load_pixel_diffusion
-from advsig.generators.sampling import sample_images
+from advsig.generators.finetune import FinetuneConfig, finetune_generator
+from advsig.generators.pixel import load_pixel_diffusion, sample_images
 from advsig.kit import Kit
 
 STEPS = 500  # the benchmark reaches 100% flagged and 0.98 bit accuracy at 450 (BENCHMARKS.md)
@@ -21,7 +20,7 @@ def test_shipped_ddpm_fine_tuned_on_signed_crops_samples_signed_images(tmp_path)
         model="ddpm-32", out=str(out), kit="small", code="c3a5", steps=STEPS, lr=2e-3,
         checkpoint_every=STEPS,
     )  # fmt: skip
-    finetune_pixel(config)
+    finetune_generator(config)
     signed = (sample_images(load_pixel_diffusion(out), range(32), steps=25) * 255).round() / 255
     original = sample_images(load_pixel_diffusion("ddpm-32"), range(32), steps=25)
     original = (original * 255).round() / 255

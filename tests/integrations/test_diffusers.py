@@ -23,7 +23,7 @@ from PIL import Image
 
 from advsig.codes.bits import hex_to_bits
 from advsig.errors import CodeError, ConfigError, KitNotFoundError
-from advsig.generators.pixel import resolve_model_path
+from advsig.generators.folders import resolve_model_path
 from advsig.integrations.diffusers import (
     AdvsigWatermarker,
     WatermarkedPipeline,

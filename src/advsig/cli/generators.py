@@ -115,19 +115,14 @@ def finetune(
     Example: advsig finetune --model ddpm-32 --kit small --code 2a5f --lr 2e-3 --steps 600 --out signed-ddpm
     """
     from advsig.errors import ConfigError
-    from advsig.generators.finetune import FinetuneConfig
-    from advsig.generators.recipes import (
-        check_strategy,
-        default_strategy,
-        family_of,
-        finetune_generator,
-    )
+    from advsig.generators.families import get_family
+    from advsig.generators.finetune import FinetuneConfig, family_of, finetune_generator
 
     if control == (kit is not None) and not presigned:
         raise ConfigError("give --kit to sign, or --control for the unsigned control model")
     family = family_of(model)
-    strategy = strategy or default_strategy(family)
-    check_strategy(family, strategy)
+    strategy = strategy or get_family(family).default_strategy
+    get_family(family).check_strategy(strategy)
     config = FinetuneConfig(
         model=model, out=str(out), kit=kit, strategy=strategy, data=data, presigned=presigned,
         code=code, steps=steps, batch_size=batch_size, lr=lr, low_t_fraction=low_t_fraction,

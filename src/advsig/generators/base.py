@@ -1,6 +1,7 @@
 """What every generator family offers advsig, and loading any of them by folder or name.
 
-Three families, one interface (:class:`GeneratorModel`): ``pixel`` (diffusers UNet2DModel
+Three families (registered in :mod:`advsig.generators.families`), one interface
+(:class:`GeneratorModel`): ``pixel`` (diffusers UNet2DModel
 pipelines, :mod:`advsig.generators.pixel`), ``latent`` (LDMPipeline with a VQModel,
 Stable Diffusion-style folders with an AutoencoderKL, :mod:`advsig.generators.latent`) and
 ``gan`` (a latent-to-image ``nn.Module`` factory with safetensors weights,
@@ -17,27 +18,8 @@ from typing import Protocol, runtime_checkable
 import torch
 
 from advsig.errors import CheckpointError, ConfigError
-
-FAMILIES = ("pixel", "latent", "gan")
-# The fine-tuning strategies each family offers (the first is the default).
-FAMILY_STRATEGIES: dict[str, tuple[str, ...]] = {
-    "pixel": ("data", "self", "distill"),
-    "latent": ("decoder", "data", "self"),
-    "gan": ("distill", "data"),
-}
-
-
-def check_strategy(family: str, strategy: str) -> None:
-    """Refuse, by name, a recipe the family does not have (instead of running another one)."""
-    if strategy not in FAMILY_STRATEGIES[family]:
-        raise ConfigError(
-            f"a {family} generator is signed with --strategy "
-            f"{' | '.join(FAMILY_STRATEGIES[family])}, not {strategy!r}"
-        )
-
-
-# An advsig GAN folder holds this file (factory import path, its kwargs, latent size).
-GAN_CONFIG_NAME = "generator.json"
+from advsig.generators.families import get_family
+from advsig.generators.folders import GAN_CONFIG_NAME, resolve_model_path
 
 
 @runtime_checkable
@@ -69,8 +51,6 @@ class GeneratorModel(Protocol):
 
 def generator_family(name_or_path: str | Path) -> str:
     """``pixel``, ``latent`` or ``gan`` for a folder, shipped name or Hub id (Hub ids: diffusers)."""
-    from advsig.generators.pixel import resolve_model_path
-
     local = Path(resolve_model_path(name_or_path))
     if not local.is_dir():
         return _hub_family(str(local))
@@ -116,16 +96,5 @@ def _hub_family(repo_id: str) -> str:
 
 
 def load_generator(name_or_path: str | Path, *, device: str | torch.device = "cpu"):
-    """Load any supported generator as a :class:`GeneratorModel`."""
-    family = generator_family(name_or_path)
-    if family == "pixel":
-        from advsig.generators.pixel import load_pixel_diffusion
-
-        return load_pixel_diffusion(name_or_path, device=device)
-    if family == "latent":
-        from advsig.generators.latent import load_latent_diffusion
-
-        return load_latent_diffusion(name_or_path, device=device)
-    from advsig.generators.gan import load_gan
-
-    return load_gan(name_or_path, device=device)
+    """Load any supported generator as a :class:`GeneratorModel` (its family's loader)."""
+    return get_family(generator_family(name_or_path)).load(name_or_path, device=device)

@@ -18,8 +18,7 @@ from advsig.codes.bits import random_code
 from advsig.errors import ConfigError
 from advsig.generators.base import load_generator
 from advsig.generators.evaluate import evaluate_generators
-from advsig.generators.finetune import FinetuneConfig
-from advsig.generators.recipes import finetune_generator
+from advsig.generators.finetune import FinetuneConfig, finetune_generator
 from advsig.generators.report import detection_table, quality_table, sample_grid
 
 

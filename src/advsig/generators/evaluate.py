@@ -20,8 +20,8 @@ from torch import nn
 
 from advsig.data.io import load_image
 from advsig.errors import ConfigError
-from advsig.generators.finetune import training_crops
 from advsig.generators.sampling import generate_to_folder
+from advsig.generators.training_data import training_crops
 
 RANDOM_CNN = (
     "random-CNN (untrained, seed 0; substitute for Inception, not comparable with published FID)"

@@ -1,51 +1,34 @@
-"""Fine-tune a pixel diffusion model so that everything it samples carries the signature.
+"""Fine-tune any generator so that everything it samples carries the signature.
 
-The paper's recipe (``data``): train the model on W-signed images with its own loss, so it
-learns the signature as part of the data distribution. ``self``: the publisher no longer has
-the data, so the model's own samples are signed and used instead. ``distill``: at the least noisy
-timesteps the model learns to output W applied to the original model's own clean estimate.
-Why: a content-bound (v2) signature is a function of fine detail that noise hides, so the
-denoising loss on signed data averages it out (docs/signature-v2.md, stop 20); W of the model's
-own estimate is a deterministic target the model can learn. A control run (no kit) trains
-identically on clean images, to separate the signature's cost from fine-tuning's.
+:func:`finetune_generator` reads the model's family from its folder, has the family registry
+(:mod:`advsig.generators.families`) build that family's recipe (pixel
+:mod:`~advsig.generators.pixel_finetune`, latent :mod:`~advsig.generators.latent_finetune`, GAN
+:mod:`~advsig.generators.gan_finetune`) and runs it in the one training loop
+(:class:`advsig.training.engine.Engine`: Accelerate, EMA, safetensors checkpoints in
+``{out}-work``, ``resume="latest"``). It then writes the model's own folder format with
+``advsig.json``: what was done (strategy, code, which injector, steps, wall time).
 
-Only the injector is used: the detector stays with its owner. Runs on Accelerate, with EMA
-(diffusers ``EMAModel``), safetensors checkpoints and ``resume="latest"``.
+Only the injector is used: the detector stays with its owner (the latent ``decoder`` recipe's
+optional ``detector_weight`` is the exception, and says so).
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import hashlib
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-from tqdm.auto import tqdm
-
-from advsig.codes.bits import bits_to_hex, hex_to_bits
-from advsig.data.datasets import ImagePool, RandomCrops, fit_within, resolve_training_data
-from advsig.data.io import list_images, load_image
-from advsig.errors import ConfigError, ImageError
-from advsig.generators.base import FAMILY_STRATEGIES, check_strategy
-from advsig.generators.pixel import PixelDiffusion, load_pixel_diffusion, save_pixel_diffusion
-from advsig.generators.sampling import generate_to_folder
-from advsig.models.modeling_utils import load_weights
-from advsig.training.checkpoint import (
-    finish_checkpoint,
-    load_checkpoint,
-    resolve_resume,
-    write_process_rng,
-)
+from advsig.errors import ConfigError
+from advsig.generators.base import generator_family, load_generator
+from advsig.generators.families import all_strategies, get_family
+from advsig.generators.training_data import Signer
+from advsig.training.engine import Engine, LoopConfig
 
 logger = logging.getLogger(__name__)
 
 # Every family's strategies (finetune_generator checks the one asked for against the family).
-STRATEGIES = tuple(dict.fromkeys(s for f in FAMILY_STRATEGIES.values() for s in f))
+STRATEGIES = all_strategies()
 
 
 @dataclass
@@ -61,7 +44,8 @@ class FinetuneConfig:
             control model on clean images.
         strategy: ``data`` (sign the training data), ``self`` (sign the model's own samples) or
             ``distill`` (learn W of the original model's clean estimate at low timesteps, keep
-            its prediction elsewhere); latent models also ``decoder`` (``FAMILY_STRATEGIES``).
+            its prediction elsewhere); latent models also ``decoder`` (each family's in
+            :mod:`advsig.generators.families`).
         detector_weight: for output-matching recipes (latent ``decoder``), also push the
             kit's detector to read the signature and code on the model's output, with this
             weight (needs a full kit: the owner's detector). Why: a convolutional decoder fed
@@ -135,256 +119,52 @@ class FinetuneConfig:
         return dataclasses.asdict(self)
 
 
-class _Signer:
-    """W applied to training batches, then rounded to 8 bits as a saved signed image would be."""
-
-    def __init__(self, kit_name: str, code: str | None, device: torch.device) -> None:
-        from advsig.kit import Kit
-
-        self.kit = Kit.from_pretrained(kit_name, device=device)
-        self.bits = hex_to_bits(code, self.kit.num_bits)
-        self.code_hex = bits_to_hex(self.bits) if self.kit.num_bits else None
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return (self.unrounded(x) * 255).round() / 255
-
-    def unrounded(self, x: torch.Tensor) -> torch.Tensor:
-        return self.kit.sign(x, code=self.code_hex)
-
-    def fingerprint(self) -> str:
-        """SHA-256 of W's weights: which injector signed this model."""
-        h = hashlib.sha256()
-        for key, value in sorted(self.kit.injector.state_dict().items()):
-            h.update(key.encode())
-            h.update(value.detach().cpu().contiguous().numpy().tobytes())
-        return h.hexdigest()
+def default_strategy(family: str) -> str:
+    """The recipe used when none is named: the fastest one that signs every sample."""
+    return get_family(family).default_strategy
 
 
-class _ImageSet:
-    """Whole images at the model's resolution, drawn at random: for self-samples and presigned data."""
-
-    def __init__(self, images: torch.Tensor) -> None:
-        if len(images) == 0:
-            raise ConfigError("no training images")
-        self.images = images
-
-    def sample(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
-        idx = torch.randint(len(self.images), (batch_size,), generator=generator)
-        return self.images[idx]
+def family_of(name_or_path: str | Path) -> str:
+    """The family of a model folder, shipped name or Hub id."""
+    return generator_family(name_or_path)
 
 
-def _load_whole(folder: Path, size: int) -> torch.Tensor:
-    images = []
-    for path in list_images(folder):
-        try:
-            img = load_image(path).image
-        except ImageError as exc:
-            logger.warning("skipping training image: %s", exc)
-            continue
-        if img.shape[-2:] != (size, size):
-            img = F.interpolate(fit_within(img, size)[None], size=(size, size), mode="bilinear")[0]
-        images.append(img)
-    if not images:
-        raise ConfigError(f"{folder}: no readable images")
-    return torch.stack(images)
+def finetune_generator(config: FinetuneConfig, *, model=None, family: str | None = None) -> Path:
+    """Fine-tune ``config.model`` (or the given ``model``) as ``config`` says; returns ``config.out``.
 
+    ``family``: refuse, by name, a model of another family. The saved weights are the EMA's.
 
-def training_crops(data: str, size: int, *, seed: int = 0) -> RandomCrops:
-    """The images a ``size``-pixel model learns from: random crops at random scales of ``data``.
-
-    Also the real-image reference of ``eval-generator``, so FID compares like with like.
+    Example:
+        >>> finetune_generator(FinetuneConfig(model="ddpm-32", out="runs/ddpm-signed",
+        ...                                   kit="small", code="2a5f", steps=600, lr=2e-3))
+        PosixPath('runs/ddpm-signed')
     """
-    sources = resolve_training_data(data, val_fraction=0.0, seed=seed)[0]
-    return RandomCrops(ImagePool(sources, max_side=8 * size), size)
-
-
-def checkpoint_model(original: PixelDiffusion, checkpoint: str | Path) -> PixelDiffusion:
-    """``original`` with the EMA weights of a fine-tuning checkpoint (``{out}-work/checkpoint-N``)."""
-    unet = copy.deepcopy(original.unet)
-    load_weights(unet, Path(checkpoint) / "ema.safetensors")
-    return PixelDiffusion(unet.eval(), original.scheduler, str(checkpoint), original.provenance)
-
-
-def _targets(scheduler, x0, noise, t) -> torch.Tensor:
-    kind = getattr(scheduler.config, "prediction_type", "epsilon")
-    if kind == "epsilon":
-        return noise
-    if kind == "v_prediction":
-        return scheduler.get_velocity(x0, noise, t)
-    if kind == "sample":
-        return x0
-    raise ConfigError(f"unsupported prediction_type {kind!r}")
-
-
-def _clean_estimate(scheduler, noisy, pred, t) -> torch.Tensor:
-    """The model's estimate of the clean image from its prediction at timestep ``t``."""
-    abar = scheduler.alphas_cumprod.to(noisy.device)[t].view(-1, 1, 1, 1)
-    a, s = abar.sqrt(), (1 - abar).sqrt()
-    kind = getattr(scheduler.config, "prediction_type", "epsilon")
-    if kind == "epsilon":
-        return (noisy - s * pred) / a
-    if kind == "v_prediction":
-        return a * noisy - s * pred
-    if kind == "sample":
-        return pred
-    raise ConfigError(f"unsupported prediction_type {kind!r}")
-
-
-# Mean square of a ~48 dB signature in [-1, 1] units: the control's stand-in normaliser.
-_CONTROL_ENERGY = 6e-5
-
-
-def _distill_loss(pred, teacher_pred, noisy, t, scheduler, signer, low) -> torch.Tensor:
-    """Low timesteps: the clean estimate must be W(teacher's clean estimate); others: the teacher's.
-
-    The signature part is normalised by its own energy per image, so the loss starts at 1 and
-    reads as the share of the signature not yet drawn. ``low``: (B,) bool. ``signer`` None (a
-    control run) keeps the teacher's estimate, normalised by a typical signature's energy.
-    """
-    with torch.no_grad():
-        guess = _clean_estimate(scheduler, noisy, teacher_pred, t).clamp(-1, 1)
-        if signer is None:  # the control: same recipe, the target is the teacher's own estimate
-            target, energy = guess, torch.full((len(guess),), _CONTROL_ENERGY, device=guess.device)
-        else:
-            target = signer.unrounded(guess / 2 + 0.5) * 2 - 1
-            energy = (target - guess).square().mean(dim=(1, 2, 3)).clamp_min(1e-10)
-    drawn = _clean_estimate(scheduler, noisy, pred, t)
-    sig = (drawn - target).square().mean(dim=(1, 2, 3)) / energy
-    keep = (pred - teacher_pred).square().mean(dim=(1, 2, 3))
-    return torch.where(low, sig, keep).mean()
-
-
-def _timesteps(n: int, num_train_t: int, config: FinetuneConfig, gen: torch.Generator):
-    """Uniform timesteps, with a share ``low_t_fraction`` drawn from the least noisy steps.
-
-    Returns the timesteps and which of them were drawn from the low range.
-    """
-    t = torch.randint(0, num_train_t, (n,), generator=gen)
-    low = torch.randint(0, min(config.low_t_max, num_train_t), (n,), generator=gen)
-    pick_low = torch.rand(n, generator=gen) < config.low_t_fraction
-    return torch.where(pick_low, low, t), pick_low
-
-
-def finetune_pixel(config: FinetuneConfig, *, model: PixelDiffusion | None = None) -> Path:
-    """Fine-tune ``config.model`` (or the given ``model``) and write a diffusers pipeline folder.
-
-    Returns ``config.out``. The saved weights are the EMA's; ``out/advsig.json`` records what was
-    done (strategy, code, which injector, steps, wall time).
-    """
-    from accelerate import Accelerator
-    from accelerate.utils import set_seed
-    from diffusers.training_utils import EMAModel
-
-    check_strategy("pixel", config.strategy)
+    model = model if model is not None else load_generator(config.model)
+    if family is not None and model.family != family:
+        raise ConfigError(f"{config.model} is a {model.family} generator, not a {family} one")
+    spec = get_family(model.family)
+    spec.check_strategy(config.strategy)
     out = Path(config.out)
     work = out.with_name(out.name + "-work")  # checkpoints, logs, self-samples
-    torch.set_flush_denormal(True)
-    accelerator = Accelerator(log_with="tensorboard", project_dir=str(work))
-    set_seed(config.seed)
-    model = model if model is not None else load_pixel_diffusion(config.model)
-    size = model.sample_size
-    signer = _Signer(config.kit, config.code, accelerator.device) if config.kit else None
-    data_gen = torch.Generator().manual_seed(config.seed * 1000 + accelerator.process_index)
-
-    # ---- training images
-    if config.strategy == "self":
-        folder = work / "self-samples"
-        if accelerator.is_main_process:
-            generate_to_folder(
-                model, folder, config.self_samples, steps=config.sample_steps,
-                seed=config.seed + 7, progress=True,
-            )  # fmt: skip
-        accelerator.wait_for_everyone()
-        source = _ImageSet(_load_whole(folder, size))
-    elif config.presigned:
-        source = _ImageSet(_load_whole(Path(config.data), size))
-    else:
-        source = training_crops(config.data, size, seed=config.seed)
-
-    teacher = None  # distill: the frozen original, whose clean estimate W signs
-    if config.strategy == "distill":
-        frozen = load_pixel_diffusion(config.teacher).unet if config.teacher else model.unet
-        teacher = copy.deepcopy(frozen).eval().requires_grad_(False).to(accelerator.device)
-    unet = model.unet.train()
-    ema_unet = copy.deepcopy(unet).eval().requires_grad_(False)
-    optimizer = torch.optim.AdamW(unet.parameters(), lr=config.lr, weight_decay=0.0)
-    start_step, elapsed = 0, 0.0
-    resume_from = resolve_resume(work, config.resume)
-    if resume_from is not None:
-        state = load_checkpoint(
-            resume_from, models={"unet": unet, "ema": ema_unet}, optimizer=optimizer,
-            rank=accelerator.process_index, data_generator=data_gen,
-        )  # fmt: skip
-        start_step, elapsed = state["step"], state.get("elapsed_s", 0.0)
-        logger.info("resumed from %s at step %d", resume_from, start_step)
-    ema = EMAModel(ema_unet.parameters(), decay=config.ema_decay, use_ema_warmup=True)
-    ema.optimization_step = start_step
-
-    unet, optimizer = accelerator.prepare(unet, optimizer)
-    ema.to(accelerator.device)
-    accelerator.init_trackers(
-        "finetune",
-        config={
-            k: v for k, v in config.to_dict().items() if isinstance(v, (int, float, str, bool))
-        },
-    )
-    scheduler = model.scheduler
-    num_train_t = int(scheduler.config.num_train_timesteps)
-    t0 = time.time() - elapsed
-    bar = tqdm(
-        range(start_step, config.steps), initial=start_step, total=config.steps,
-        desc="finetune (signed)" if config.signed else "finetune (control)",
-        disable=not accelerator.is_main_process,
+    engine = Engine(
+        LoopConfig(
+            steps=config.steps, work=work, resume=config.resume, seed=config.seed,
+            checkpoint_every=config.checkpoint_every, keep_checkpoints=config.keep_checkpoints,
+            log_every=config.log_every, max_grad_norm=config.max_grad_norm,
+            ema_decay=config.ema_decay, tracker="finetune",
+            description=(
+                f"finetune {spec.name} {config.strategy} "
+                f"({'signed' if config.signed else 'control'})"
+            ),
+            hparams=config.to_dict(),
+        )
     )  # fmt: skip
-    for step in bar:
-        x = source.sample(config.batch_size, data_gen).to(accelerator.device)  # (B, 3, s, s)
-        if signer is not None and teacher is None:  # distill signs the teacher's estimate instead
-            x = signer(x)
-        x0 = x * 2 - 1
-        noise = torch.randn(x0.shape, generator=data_gen).to(x0.device)
-        t, low = _timesteps(len(x0), num_train_t, config, data_gen)  # (B,), (B,) bool
-        t, low = t.to(x0.device), low.to(x0.device)
-        noisy = scheduler.add_noise(x0, noise, t)
-        pred = unet(noisy, t).sample
-        if teacher is not None:
-            with torch.no_grad():
-                teacher_pred = teacher(noisy, t).sample
-            loss = _distill_loss(
-                pred.float(), teacher_pred.float(), noisy, t, scheduler, signer, low
-            )
-        else:
-            loss = F.mse_loss(pred.float(), _targets(scheduler, x0, noise, t).float())
-        accelerator.backward(loss)
-        if config.max_grad_norm:
-            accelerator.clip_grad_norm_(unet.parameters(), config.max_grad_norm)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        ema.step(accelerator.unwrap_model(unet).parameters())
-        done = step + 1
-        if done % config.log_every == 0 or done == config.steps:
-            accelerator.log({"loss": loss.item(), "ema_decay": ema.cur_decay_value or 0}, step=done)
-            bar.set_postfix(loss=f"{loss.item():.4f}")
-        if done % config.checkpoint_every == 0 and done < config.steps:
-            ema.copy_to(ema_unet.parameters())
-            write_process_rng(work, done, accelerator.process_index, data_gen)
-            accelerator.wait_for_everyone()
-            if accelerator.is_main_process:
-                finish_checkpoint(
-                    work, done,
-                    models={"unet": accelerator.unwrap_model(unet), "ema": ema_unet},
-                    optimizer=optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer,
-                    state={"elapsed_s": time.time() - t0, "config": config.to_dict()},
-                    keep=config.keep_checkpoints,
-                )  # fmt: skip
-            accelerator.wait_for_everyone()
-    bar.close()
-    wall = time.time() - t0
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
-    if accelerator.is_main_process:
-        ema.copy_to(ema_unet.parameters())
+    signer = Signer(config.kit, config.code, engine.device) if config.kit else None
+    recipe = spec.build_recipe(model, config, engine, signer, work)
+    result = engine.run(recipe)
+    if engine.is_main_process:
         provenance = {
-            "advsig": "pixel-finetune",
+            "advsig": f"{spec.name}-finetune",
             "base_model": model.source,
             "strategy": config.strategy,
             "signed": config.signed,
@@ -392,12 +172,13 @@ def finetune_pixel(config: FinetuneConfig, *, model: PixelDiffusion | None = Non
             "injector_sha256": signer.fingerprint() if signer else None,
             "presigned_data": config.presigned,
             "steps": config.steps,
-            "wall_time_s": round(wall, 1),
+            "wall_time_s": round(result.wall_time_s, 1),
+            **result.extra,
             "config": config.to_dict(),
         }
-        save_pixel_diffusion(
-            PixelDiffusion(ema_unet, scheduler, model.source), out, provenance=provenance
+        recipe.save(result.ema, out, provenance)
+        logger.info(
+            "fine-tuned %s model written to %s (%.0f s)", spec.name, out, result.wall_time_s
         )
-        logger.info("fine-tuned pipeline written to %s (%.0f s)", out, wall)
-    accelerator.wait_for_everyone()
+    engine.wait()
     return out

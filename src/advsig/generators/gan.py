@@ -33,8 +33,7 @@ import torch
 from torch import nn
 
 from advsig.errors import CheckpointError, ConfigError
-from advsig.generators.base import GAN_CONFIG_NAME
-from advsig.generators.pixel import PROVENANCE_NAME, resolve_model_path
+from advsig.generators.folders import GAN_CONFIG_NAME, PROVENANCE_NAME, resolve_model_path
 from advsig.generators.sampling import initial_noise
 from advsig.models.modeling_utils import load_weights, save_weights
 from advsig.utils import swap_in_dir, temp_sibling_dir
@@ -437,3 +436,8 @@ def save_gan(model: GanModel, out: str | Path, *, provenance: dict | None = None
     if provenance is not None:
         (tmp / PROVENANCE_NAME).write_text(json.dumps(provenance, indent=2), encoding="utf-8")
     return swap_in_dir(tmp, out)
+
+
+def toy_gan(*, seed: int = 0) -> GanModel:
+    """The tiny built-in StyleGAN2-style generator at 32x32 with its discriminator (tests)."""
+    return new_stylegan(32, tiny=True, seed=seed)

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from advsig.errors import CheckpointError, ConfigError
-from advsig.generators.pixel import PROVENANCE_NAME, resolve_model_path
+from advsig.generators.folders import PROVENANCE_NAME, resolve_model_path
 from advsig.utils import swap_in_dir, temp_sibling_dir
 
 # Pipelines whose extra conditioning (a second text encoder, image embeddings) advsig cannot feed.
@@ -382,3 +382,25 @@ def new_latent_diffusion(*, seed: int = 0, vae: nn.Module | None = None) -> Late
         clip_sample=False,
     )  # fmt: skip
     return LatentDiffusion(vae, unet, scheduler, source="new:ldm-32")
+
+
+def toy_latent_diffusion(*, seed: int = 0) -> LatentDiffusion:
+    """A random LDM: VQModel (32x32 <-> 8x8x3, 32 codes) and an 8-16 channel UNet (tests)."""
+    from diffusers import DDIMScheduler, UNet2DModel, VQModel
+
+    torch.manual_seed(seed)
+    vae = VQModel(
+        block_out_channels=(8, 8, 16), down_block_types=("DownEncoderBlock2D",) * 3,
+        up_block_types=("UpDecoderBlock2D",) * 3, layers_per_block=1, latent_channels=3,
+        num_vq_embeddings=32, vq_embed_dim=3, norm_num_groups=4, sample_size=32,
+        scaling_factor=0.5,
+    )  # fmt: skip
+    unet = UNet2DModel(
+        sample_size=8, in_channels=3, out_channels=3, block_out_channels=(8, 16),
+        down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2,
+        norm_num_groups=4, layers_per_block=1,
+    )  # fmt: skip
+    scheduler = DDIMScheduler(
+        num_train_timesteps=1000, beta_schedule="linear", clip_sample=False, steps_offset=1
+    )
+    return LatentDiffusion(vae, unet, scheduler, source="toy:latent")

@@ -14,16 +14,17 @@ Three recipes (``FinetuneConfig.strategy``):
   denoiser cannot learn what its latents do not hold: prefer ``decoder``.
 - ``self``: as ``data``, on the model's own signed samples (no data needed).
 
-A control run (``kit=None``) trains identically without the signature. Same conventions as
-:func:`advsig.generators.finetune.finetune_pixel`: Accelerate, EMA (the saved weights), safetensors
-checkpoints in ``{out}-work``, ``resume="latest"``.
+A control run (``kit=None``) trains identically without the signature. The loop (EMA, the
+saved weights; checkpoints in ``{out}-work``; ``resume="latest"``) is the shared one of
+:func:`advsig.generators.finetune.finetune_generator`.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import json
 import logging
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,44 +32,23 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
-from tqdm.auto import tqdm
 
 from advsig.errors import ConfigError
-from advsig.generators.base import FAMILY_STRATEGIES
-from advsig.generators.finetune import (
-    FinetuneConfig,
-    _ImageSet,
-    _load_whole,
-    _Signer,
-    _targets,
-    _timesteps,
-    training_crops,
-)
+from advsig.generators.diffusion_loss import denoising_target, sample_timesteps
 from advsig.generators.latent import (
     LatentDiffusion,
     decode_latents,
     decoder_parameters,
     encode_latents,
-    load_latent_diffusion,
     save_latent_diffusion,
 )
-from advsig.generators.sampling import generate_to_folder
+from advsig.generators.training_data import Signer, image_source, round8, training_crops
 from advsig.models.modeling_utils import load_weights
-from advsig.training.checkpoint import (
-    finish_checkpoint,
-    load_checkpoint,
-    resolve_resume,
-    write_process_rng,
-)
 
 logger = logging.getLogger(__name__)
 
 # Below this share of round-tripped signed images flagged, ``data`` / ``self`` are called futile.
 SURVIVAL_WARNING = 0.9
-
-
-def _round8(x: torch.Tensor) -> torch.Tensor:
-    return (x.clamp(0, 1) * 255).round() / 255
 
 
 class _Decode(nn.Module):
@@ -82,17 +62,7 @@ class _Decode(nn.Module):
         return decode_latents(self.vae, latents, clamp=False)
 
 
-class _LatentSet:
-    """Fixed latents drawn at random: the denoiser's own samples, for ``decoder`` without data."""
-
-    def __init__(self, latents: torch.Tensor) -> None:
-        self.latents = latents
-
-    def sample(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
-        return self.latents[torch.randint(len(self.latents), (batch_size,), generator=generator)]
-
-
-def _own_latents(model: LatentDiffusion, path: Path, config: FinetuneConfig) -> torch.Tensor:
+def _own_latents(model: LatentDiffusion, path: Path, config) -> torch.Tensor:
     """The model's DDIM latents, cached in ``{out}-work`` (safetensors) so a resume reuses them."""
     if path.is_file():
         return load_file(str(path))["latents"]
@@ -120,11 +90,11 @@ def round_trip_survival(
     signed = signer(images)  # (N, 3, s, s)
     device = next(vae.parameters()).device
     trip = torch.cat([
-        _round8(decode_latents(vae, encode_latents(vae, signed[k : k + 32].to(device)))).cpu()
+        round8(decode_latents(vae, encode_latents(vae, signed[k : k + 32].to(device)))).cpu()
         for k in range(0, len(signed), 32)
     ])  # fmt: skip
     clean = torch.cat([
-        _round8(decode_latents(vae, encode_latents(vae, images[k : k + 32].to(device)))).cpu()
+        round8(decode_latents(vae, encode_latents(vae, images[k : k + 32].to(device)))).cpu()
         for k in range(0, len(images), 32)
     ])  # fmt: skip
     return {
@@ -134,7 +104,7 @@ def round_trip_survival(
     }
 
 
-def _detector_loss(signer: _Signer, images: torch.Tensor) -> torch.Tensor:
+def _detector_loss(signer: Signer, images: torch.Tensor) -> torch.Tensor:
     """BCE pushing the kit's (frozen) detector to read 'signed' and the code on ``images``."""
     kit = signer.kit
     if kit.detector is None:
@@ -153,220 +123,120 @@ def latent_checkpoint_model(original: LatentDiffusion, checkpoint: str | Path) -
 
     The checkpoint's ``state.json`` says which part was trained (VAE for ``decoder``, else UNet).
     """
-    import json
-
     state = json.loads((Path(checkpoint) / "state.json").read_text(encoding="utf-8"))
     part = "vae" if state["config"]["strategy"] == "decoder" else "unet"
     module = copy.deepcopy(getattr(original, part))
     load_weights(module, Path(checkpoint) / "ema.safetensors")
-    return _replace(original, **{part: module.eval()}, source=str(checkpoint))
+    return dataclasses.replace(original, **{part: module.eval()}, source=str(checkpoint))
 
 
-def _replace(model: LatentDiffusion, **changes) -> LatentDiffusion:
-    import dataclasses
+class LatentRecipe:
+    """Trains the decoder (``decoder``) or the UNet (``data``, ``self``); saves their EMA."""
 
-    return dataclasses.replace(model, **changes)
-
-
-def finetune_latent(config: FinetuneConfig, *, model: LatentDiffusion | None = None) -> Path:
-    """Fine-tune ``config.model`` (or the given ``model``) and write a diffusers pipeline folder.
-
-    Returns ``config.out``. The saved weights are the EMA's; ``out/advsig.json`` records what was
-    done (strategy, trained part, code, which injector, steps, wall time and, for ``data`` /
-    ``self`` with a full kit, whether the signature survives the autoencoder).
-
-    Example:
-        >>> finetune_latent(FinetuneConfig(model="ldm-32", out="runs/ldm-signed", kit="small",
-        ...                                strategy="decoder", steps=400, lr=1e-3))
-        PosixPath('runs/ldm-signed')
-    """
-    from accelerate import Accelerator
-    from accelerate.utils import set_seed
-    from diffusers.training_utils import EMAModel
-
-    if config.strategy not in FAMILY_STRATEGIES["latent"]:
-        raise ConfigError(
-            f"a latent diffusion model is signed with --strategy "
-            f"{' | '.join(FAMILY_STRATEGIES['latent'])}, not {config.strategy!r}"
-        )
-    out = Path(config.out)
-    work = out.with_name(out.name + "-work")  # checkpoints, logs, self-samples
-    torch.set_flush_denormal(True)
-    accelerator = Accelerator(log_with="tensorboard", project_dir=str(work))
-    set_seed(config.seed)
-    model = model if model is not None else load_latent_diffusion(config.model)
-    device = accelerator.device
-    for part in (model.vae, model.unet, model.text_encoder):
-        if part is not None:
-            part.to(device)
-    size = model.sample_size
-    signer = _Signer(config.kit, config.code, device) if config.kit else None
-    data_gen = torch.Generator().manual_seed(config.seed * 1000 + accelerator.process_index)
-    frozen_vae = copy.deepcopy(model.vae).eval().requires_grad_(False)  # the original E and D
-    extra: dict = {}
-
-    # ---- what is trained, on what
-    if config.strategy == "decoder":
-        if config.data:
-            crops = training_crops(config.data, size, seed=config.seed)
-
-            def latents(n: int) -> torch.Tensor:
-                with torch.no_grad():
-                    return encode_latents(frozen_vae, crops.sample(n, data_gen).to(device))
-
-        else:
-            own = _LatentSet(_own_latents(model, work / "self-latents.safetensors", config))
-
-            def latents(n: int) -> torch.Tensor:
-                return own.sample(n, data_gen).to(device)
-
-        trained = model.vae.train().requires_grad_(False)
-        params = decoder_parameters(trained)
-        for p in params:
-            p.requires_grad_(True)
-        module: nn.Module = _Decode(trained)
-
-        def compute_loss(net: nn.Module) -> torch.Tensor:
-            z = latents(config.batch_size)  # (B, c, l, l)
-            with torch.no_grad():
-                raw = decode_latents(frozen_vae, z, clamp=False)  # (B, 3, s, s) = D(z)
-                shown = raw.clamp(0, 1)
-                signed = signer(shown) if signer is not None else _round8(shown)
-                # W's residual on top of the raw output: out-of-range pixels are not pulled in,
-                # so the loss starts at the residual's energy and fidelity to D is the rest.
-                target = raw + (signed - shown)
-            decoded = net(z).float()  # (B, 3, s, s)
-            loss = F.mse_loss(decoded, target.float())
-            if config.detector_weight:
-                loss = loss + config.detector_weight * _detector_loss(signer, decoded)
-            return loss
-
-    else:
-        if config.strategy == "self":
-            folder = work / "self-samples"
-            if accelerator.is_main_process:
-                generate_to_folder(
-                    model, folder, config.self_samples, steps=config.sample_steps,
-                    seed=config.seed + 7, progress=True,
-                )  # fmt: skip
-            accelerator.wait_for_everyone()
-            source = _ImageSet(_load_whole(folder, size))
-        elif config.presigned:
-            source = _ImageSet(_load_whole(Path(config.data), size))
-        else:
-            source = training_crops(config.data, size, seed=config.seed)
-        if signer is not None and accelerator.is_main_process:
-            extra["encoder_round_trip"] = _survival(signer, frozen_vae, source, config)
-        trained = model.unet.train()
-        params = list(trained.parameters())
-        module = trained
-        scheduler = model.scheduler
-        num_train_t = int(scheduler.config.num_train_timesteps)
-        cond = model.prompt_embeddings(config.batch_size)  # (B, L, D) or None
-        if model.text_encoder is not None:
-            model.text_encoder.requires_grad_(False)
-
-        def compute_loss(net: nn.Module) -> torch.Tensor:
-            x = source.sample(config.batch_size, data_gen).to(device)  # (B, 3, s, s)
-            if signer is not None:
-                x = signer(x)
-            with torch.no_grad():
-                z0 = encode_latents(frozen_vae, x).float()  # (B, c, l, l)
-            noise = torch.randn(z0.shape, generator=data_gen).to(device)
-            t = _timesteps(len(z0), num_train_t, config, data_gen)[0].to(device)  # (B,)
-            noisy = scheduler.add_noise(z0, noise, t)
-            if cond is None:
-                pred = net(noisy, t).sample
+    def __init__(self, model: LatentDiffusion, config, engine, signer, work: Path) -> None:
+        self.model, self.config, self.signer = model, config, signer
+        device = engine.device
+        for part in (model.vae, model.unet, model.text_encoder):
+            if part is not None:
+                part.to(device)
+        self.frozen_vae = copy.deepcopy(model.vae).eval().requires_grad_(False)  # original E, D
+        self.part = "vae" if config.strategy == "decoder" else "unet"
+        self.ema_module = self.part
+        self.extra: dict = {"trained": "vae.decoder" if self.part == "vae" else "unet"}
+        if config.strategy == "decoder":
+            if config.data:
+                self.crops = training_crops(config.data, model.sample_size, seed=config.seed)
+                self.own = None
             else:
-                pred = net(noisy, t, encoder_hidden_states=cond[: len(z0)]).sample
-            return F.mse_loss(pred.float(), _targets(scheduler, z0, noise, t).float())
+                self.own = _own_latents(model, work / "self-latents.safetensors", config)
+            trained = model.vae.train().requires_grad_(False)
+            params = decoder_parameters(trained)
+            for p in params:
+                p.requires_grad_(True)
+            self.forward: nn.Module = _Decode(trained)
+        else:
+            self.source = image_source(model, config, engine, work)
+            if signer is not None and engine.is_main_process:
+                self.extra["encoder_round_trip"] = _survival(
+                    signer, self.frozen_vae, self.source, config
+                )
+            trained = model.unet.train()
+            params = list(trained.parameters())
+            self.forward = trained
+            self.cond = model.prompt_embeddings(config.batch_size)  # (B, L, D) or None
+            if model.text_encoder is not None:
+                model.text_encoder.requires_grad_(False)
+        self.params = params
+        self.modules = {self.part: trained}
+        self.optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
 
-    # ---- the loop (EMA, checkpoints, resume), shared by every strategy
-    part = "vae" if config.strategy == "decoder" else "unet"
-    ema_model = copy.deepcopy(trained).eval().requires_grad_(False)
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
-    start_step, elapsed = 0, 0.0
-    resume_from = resolve_resume(work, config.resume)
-    if resume_from is not None:
-        state = load_checkpoint(
-            resume_from, models={part: trained, "ema": ema_model}, optimizer=optimizer,
-            rank=accelerator.process_index, data_generator=data_gen,
-        )  # fmt: skip
-        start_step, elapsed = state["step"], state.get("elapsed_s", 0.0)
-        extra = {**state.get("extra", {}), **extra}
-        logger.info("resumed from %s at step %d", resume_from, start_step)
-    # EMAModel copies only parameters that require grad; frozen ones stay the original's.
-    ema = EMAModel(trained.parameters(), decay=config.ema_decay, use_ema_warmup=True)
-    ema.optimization_step = start_step
-    module, optimizer = accelerator.prepare(module, optimizer)
-    ema.to(device)
-    accelerator.init_trackers(
-        "finetune",
-        config={
-            k: v for k, v in config.to_dict().items() if isinstance(v, (int, float, str, bool))
-        },
-    )
-    t0 = time.time() - elapsed
-    bar = tqdm(
-        range(start_step, config.steps), initial=start_step, total=config.steps,
-        desc=f"finetune {config.strategy} ({'signed' if config.signed else 'control'})",
-        disable=not accelerator.is_main_process,
-    )  # fmt: skip
-    for step in bar:
-        loss = compute_loss(module)
-        accelerator.backward(loss)
-        if config.max_grad_norm:
-            accelerator.clip_grad_norm_(params, config.max_grad_norm)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        ema.step(trained.parameters())
-        done = step + 1
-        if done % config.log_every == 0 or done == config.steps:
-            accelerator.log({"loss": loss.item(), "ema_decay": ema.cur_decay_value or 0}, step=done)
-            bar.set_postfix(loss=f"{loss.item():.3g}")
-        if done % config.checkpoint_every == 0 and done < config.steps:
-            ema.copy_to(ema_model.parameters())
-            write_process_rng(work, done, accelerator.process_index, data_gen)
-            accelerator.wait_for_everyone()
-            if accelerator.is_main_process:
-                finish_checkpoint(
-                    work, done, models={part: trained, "ema": ema_model},
-                    optimizer=optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer,
-                    state={"elapsed_s": time.time() - t0, "config": config.to_dict(),
-                           "extra": extra},
-                    keep=config.keep_checkpoints,
-                )  # fmt: skip
-            accelerator.wait_for_everyone()
-    bar.close()
-    wall = time.time() - t0
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
-    if accelerator.is_main_process:
-        ema.copy_to(ema_model.parameters())
-        provenance = {
-            "advsig": "latent-finetune",
-            "base_model": model.source,
-            "strategy": config.strategy,
-            "trained": "vae.decoder" if part == "vae" else "unet",
-            "signed": config.signed,
-            "code": signer.code_hex if signer else None,
-            "injector_sha256": signer.fingerprint() if signer else None,
-            "presigned_data": config.presigned,
-            "steps": config.steps,
-            "wall_time_s": round(wall, 1),
-            **extra,
-            "config": config.to_dict(),
-        }
-        result = _replace(model, **{part: ema_model})
-        if part == "vae":  # the frozen original was used for targets; save the fine-tuned one
+    def prepare(self, engine) -> None:
+        self.net, self.optimizer = engine.accelerator.prepare(self.forward, self.optimizer)
+
+    def _latents(self, n: int, engine) -> torch.Tensor:
+        if self.own is not None:  # the denoiser's own latents
+            idx = torch.randint(len(self.own), (n,), generator=engine.data_gen)
+            return self.own[idx].to(engine.device)
+        with torch.no_grad():
+            crops = self.crops.sample(n, engine.data_gen).to(engine.device)
+            return encode_latents(self.frozen_vae, crops)
+
+    def _decoder_loss(self, engine) -> torch.Tensor:
+        config, signer = self.config, self.signer
+        z = self._latents(config.batch_size, engine)  # (B, c, l, l)
+        with torch.no_grad():
+            raw = decode_latents(self.frozen_vae, z, clamp=False)  # (B, 3, s, s) = D(z)
+            shown = raw.clamp(0, 1)
+            signed = signer(shown) if signer is not None else round8(shown)
+            # W's residual on top of the raw output: out-of-range pixels are not pulled in,
+            # so the loss starts at the residual's energy and fidelity to D is the rest.
+            target = raw + (signed - shown)
+        decoded = self.net(z).float()  # (B, 3, s, s)
+        loss = F.mse_loss(decoded, target.float())
+        if config.detector_weight:
+            loss = loss + config.detector_weight * _detector_loss(signer, decoded)
+        return loss
+
+    def _denoiser_loss(self, engine) -> torch.Tensor:
+        config, gen, device = self.config, engine.data_gen, engine.device
+        scheduler = self.model.scheduler
+        x = self.source.sample(config.batch_size, gen).to(device)  # (B, 3, s, s)
+        if self.signer is not None:
+            x = self.signer(x)
+        with torch.no_grad():
+            z0 = encode_latents(self.frozen_vae, x).float()  # (B, c, l, l)
+        noise = torch.randn(z0.shape, generator=gen).to(device)
+        t = sample_timesteps(
+            len(z0), int(scheduler.config.num_train_timesteps),
+            low_fraction=config.low_t_fraction, low_max=config.low_t_max, gen=gen,
+        )[0].to(device)  # fmt: skip
+        noisy = scheduler.add_noise(z0, noise, t)
+        if self.cond is None:
+            pred = self.net(noisy, t).sample
+        else:
+            pred = self.net(noisy, t, encoder_hidden_states=self.cond[: len(z0)]).sample
+        return F.mse_loss(pred.float(), denoising_target(scheduler, z0, noise, t).float())
+
+    def step(self, engine, step: int, *, log: bool) -> dict[str, float]:
+        if self.part == "vae":
+            loss = self._decoder_loss(engine)
+        else:
+            loss = self._denoiser_loss(engine)
+        engine.update(loss, self.optimizer, self.params)
+        return {"loss": loss.item()} if log else {}
+
+    def save(self, ema: nn.Module, out: Path, provenance: dict) -> None:
+        result = dataclasses.replace(self.model, **{self.part: ema})
+        if self.part == "vae":  # the frozen original gave the targets; save the fine-tuned one
             result.vae.requires_grad_(False)
         save_latent_diffusion(result, out, provenance=provenance)
-        logger.info("fine-tuned pipeline written to %s (%.0f s)", out, wall)
-    accelerator.wait_for_everyone()
-    return out
 
 
-def _survival(signer: _Signer, vae: nn.Module, source, config: FinetuneConfig) -> dict:
+def latent_recipe(model, config, engine, signer, work: Path) -> LatentRecipe:
+    return LatentRecipe(model, config, engine, signer, work)
+
+
+def _survival(signer: Signer, vae: nn.Module, source, config) -> dict:
     """Round-trip survival on 64 training images, or why it was not measured."""
     kit = signer.kit
     if kit.detector is None or kit.calibration is None:

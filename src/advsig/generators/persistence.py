@@ -62,7 +62,7 @@ class PersistenceConfig:
 
 def finetune_attack(kit, config: PersistenceConfig, *, code: str | None = None) -> dict:
     """Run the staged attack; returns (and writes ``out/persistence.json``) the flag rates."""
-    from advsig.generators.recipes import finetune_generator
+    from advsig.generators.finetune import finetune_generator
 
     out = Path(config.out)
     signed = load_generator(config.model)

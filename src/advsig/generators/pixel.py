@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from advsig.errors import CheckpointError, ConfigError
+from advsig.generators.folders import PROVENANCE_NAME, resolve_model_path
+from advsig.generators.sampling import initial_noise
 from advsig.utils import swap_in_dir, temp_sibling_dir
-
-# Written next to model_index.json by advsig: what was done to the model (ignored by diffusers).
-PROVENANCE_NAME = "advsig.json"
 
 
 @dataclass
@@ -47,36 +46,10 @@ class PixelDiffusion:
         self, indices: list[int], *, seed: int = 0, steps: int = 50, batch_size: int = 64
     ) -> torch.Tensor:
         """Deterministic DDIM (eta 0) samples, float (N, 3, s, s) in [0, 1]."""
-        from advsig.generators.sampling import sample_images
-
         return sample_images(self, indices, steps=steps, seed=seed, batch_size=batch_size)
 
     def save(self, out: str | Path, *, provenance: dict | None = None) -> Path:
         return save_pixel_diffusion(self, out, provenance=provenance)
-
-
-def shipped_generators() -> list[str]:
-    """Names of the generator folders inside the package (``advsig/generators/shipped``)."""
-    root = resources.files("advsig.generators") / "shipped"
-    if not root.is_dir():
-        return []
-    return sorted(p.name for p in root.iterdir() if p.is_dir())
-
-
-def resolve_model_path(name_or_path: str | Path) -> str:
-    """A local folder, a shipped generator name, or a Hub id (returned as is for diffusers)."""
-    path = Path(name_or_path)
-    if path.is_dir():
-        return str(path)
-    name = str(name_or_path)
-    if name in shipped_generators():
-        return str(resources.files("advsig.generators") / "shipped" / name)
-    if name.count("/") == 1 and not path.exists():
-        return name
-    raise ConfigError(
-        f"model {name!r} is not a folder, a shipped generator "
-        f"({', '.join(shipped_generators()) or 'none'}) or a Hub id (owner/name)"
-    )
 
 
 def load_pixel_diffusion(name_or_path: str | Path, *, device: str | torch.device = "cpu"):
@@ -162,3 +135,44 @@ def new_pixel_diffusion(
     unet = UNet2DModel(**{**tiny_unet_config(sample_size), **unet_overrides})
     scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear")
     return PixelDiffusion(unet, scheduler, source=f"new:{sample_size}")
+
+
+def toy_pixel_diffusion(*, seed: int = 0) -> PixelDiffusion:
+    """A random 32x32 DDPM with an 8-16 channel UNet: a training step in milliseconds (tests)."""
+    return new_pixel_diffusion(
+        32, seed=seed, block_out_channels=(8, 16), down_block_types=("DownBlock2D",) * 2,
+        up_block_types=("UpBlock2D",) * 2, norm_num_groups=4, attention_head_dim=8,
+    )  # fmt: skip
+
+
+@torch.inference_mode()
+def sample_images(
+    model: PixelDiffusion,
+    indices: range | list[int],
+    *,
+    steps: int = 50,
+    seed: int = 0,
+    batch_size: int = 64,
+    progress: bool = False,
+) -> torch.Tensor:
+    """Samples ``indices`` of the model's deterministic DDIM (eta 0) stream: float (N, 3, s, s)."""
+    from diffusers import DDIMScheduler
+
+    indices = list(indices)
+    device = next(model.unet.parameters()).device
+    scheduler = DDIMScheduler.from_config(model.scheduler.config)
+    scheduler.set_timesteps(steps)
+    s, c = model.sample_size, model.in_channels
+    out = []
+    bar = tqdm(total=len(indices), desc="sample", unit="img", disable=not progress)
+    model.unet.eval()
+    for k in range(0, len(indices), batch_size):
+        chunk = indices[k : k + batch_size]
+        x = torch.stack([initial_noise(i, seed, (c, s, s)) for i in chunk]).to(device)
+        for t in scheduler.timesteps:
+            eps = model.unet(x, t).sample
+            x = scheduler.step(eps, t, x, eta=0.0).prev_sample
+        out.append((x / 2 + 0.5).clamp(0, 1).float().cpu())
+        bar.update(len(chunk))
+    bar.close()
+    return torch.cat(out) if out else torch.empty(0, c, s, s)

@@ -1,4 +1,4 @@
-"""Sampling: deterministic DDIM for pixel diffusion, per-image seeds, resumable folders of any generator."""
+"""Sampling any generator: per-image seeds and resumable folders of samples (family-neutral)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import torch
 from tqdm.auto import tqdm
 
 from advsig.data.writers import save_image
-from advsig.generators.pixel import PixelDiffusion
 
 
 def initial_noise(index: int, seed: int, shape: tuple[int, ...]) -> torch.Tensor:
@@ -18,39 +17,6 @@ def initial_noise(index: int, seed: int, shape: tuple[int, ...]) -> torch.Tensor
     """
     gen = torch.Generator().manual_seed(seed * 1_000_003 + index)
     return torch.randn(shape, generator=gen)
-
-
-@torch.inference_mode()
-def sample_images(
-    model: PixelDiffusion,
-    indices: range | list[int],
-    *,
-    steps: int = 50,
-    seed: int = 0,
-    batch_size: int = 64,
-    progress: bool = False,
-) -> torch.Tensor:
-    """Samples ``indices`` of the model's deterministic DDIM (eta 0) stream: float (N, 3, s, s)."""
-    from diffusers import DDIMScheduler
-
-    indices = list(indices)
-    device = next(model.unet.parameters()).device
-    scheduler = DDIMScheduler.from_config(model.scheduler.config)
-    scheduler.set_timesteps(steps)
-    s, c = model.sample_size, model.in_channels
-    out = []
-    bar = tqdm(total=len(indices), desc="sample", unit="img", disable=not progress)
-    model.unet.eval()
-    for k in range(0, len(indices), batch_size):
-        chunk = indices[k : k + batch_size]
-        x = torch.stack([initial_noise(i, seed, (c, s, s)) for i in chunk]).to(device)
-        for t in scheduler.timesteps:
-            eps = model.unet(x, t).sample
-            x = scheduler.step(eps, t, x, eta=0.0).prev_sample
-        out.append((x / 2 + 0.5).clamp(0, 1).float().cpu())
-        bar.update(len(chunk))
-    bar.close()
-    return torch.cat(out) if out else torch.empty(0, c, s, s)
 
 
 def sample_name(index: int) -> str:

@@ -11,16 +11,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from accelerate import Accelerator
-from accelerate.utils import set_seed
 from torch import nn
-from tqdm.auto import tqdm
 
 from advsig.attacks.forgery import scale_to_psnr
 from advsig.codes.calibration import Calibration, StratifiedCalibration
@@ -32,12 +28,8 @@ from advsig.models.factory import build_model, model_config
 from advsig.modules.binding import highpass
 from advsig.signature_key import KEY_FILE_NAME, key_fingerprint, load_or_create_key, read_key
 from advsig.training.augment import PairedAugment, quantize_ste
-from advsig.training.checkpoint import (
-    finish_checkpoint,
-    load_checkpoint,
-    resolve_resume,
-    write_process_rng,
-)
+from advsig.training.checkpoint import resolve_resume
+from advsig.training.engine import Engine, LoopConfig
 
 logger = logging.getLogger(__name__)
 
@@ -65,15 +57,16 @@ def train_signature(config: TrainConfig) -> Kit:
     """
     out = Path(config.out)
     ckpt_root = out / "checkpoints"
-    # Tiny residuals and their gradients drift into denormal floats, which run many times
-    # slower on x86 CPUs; flushing them to zero changes nothing measurable.
-    torch.set_flush_denormal(True)
-    accelerator = Accelerator(
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        log_with="tensorboard",
-        project_dir=str(out),
-    )
-    set_seed(config.seed)  # identical initialisation on every process
+    engine = Engine(
+        LoopConfig(
+            steps=config.steps, work=ckpt_root, project_dir=out, resume=config.resume,
+            seed=config.seed, checkpoint_every=config.checkpoint_every,
+            keep_checkpoints=config.keep_checkpoints, log_every=config.log_every,
+            gradient_accumulation_steps=config.gradient_accumulation_steps,
+            tracker="train", description="train W+F", hparams=config.to_dict(),
+        )
+    )  # fmt: skip
+    accelerator = engine.accelerator
     inj_cfg = model_config(config.injector, num_bits=config.num_bits, binding=config.binding)
     det_cfg = model_config(config.detector, num_bits=config.num_bits, binding=config.binding)
     seed_kit = Kit.from_pretrained(config.init_kit) if config.init_kit is not None else None
@@ -108,140 +101,14 @@ def train_signature(config: TrainConfig) -> Kit:
     injector, detector = build_model(inj_cfg, key=key), build_model(det_cfg, key=key)
     if seed_kit is not None and resolve_resume(ckpt_root, config.resume) is None:
         _load_init_weights(seed_kit, config.init_kit, injector, detector, with_key=inherit_key)
-    optimizer = torch.optim.Adam(
-        list(injector.parameters()) + list(detector.parameters()), lr=config.lr
-    )
     train_src, val_src = resolve_training_data(
         config.data, val_fraction=config.val_fraction, seed=config.seed
     )
-    crops = RandomCrops(
-        ImagePool(train_src, max_side=2 * config.work_size), config.crop_size + config.shift
-    )
-    data_gen = torch.Generator().manual_seed(config.seed * 1000 + accelerator.process_index)
-    torch.manual_seed(config.seed * 1000 + accelerator.process_index)  # augmentation randomness
-
-    start_step, elapsed = 0, 0.0
-    resume_from = resolve_resume(ckpt_root, config.resume)
-    if resume_from is not None:
-        state = load_checkpoint(
-            resume_from,
-            models={"injector": injector, "detector": detector},
-            optimizer=optimizer,
-            rank=accelerator.process_index,
-            data_generator=data_gen,
-        )
-        start_step, elapsed = state["step"], state.get("elapsed_s", 0.0)
-        logger.info("resumed from %s at step %d", resume_from, start_step)
-
-    augment = PairedAugment(config.augment)
-    injector, detector, optimizer = accelerator.prepare(injector, detector, optimizer)
-    accelerator.init_trackers(
-        "train",
-        config={
-            k: v for k, v in config.to_dict().items() if isinstance(v, (int, float, str, bool))
-        },
-    )
-    n = config.num_bits
-    t0 = time.time() - elapsed
-    progress = tqdm(
-        range(start_step, config.steps),
-        initial=start_step,
-        total=config.steps,
-        desc="train W+F",
-        disable=not accelerator.is_main_process,
-    )
-    injector.train()
-    detector.train()
-    for step in progress:
-        x = crops.sample(config.batch_size, data_gen).to(accelerator.device)  # (B, 3, c, c)
-        bits = torch.randint(0, 2, (config.batch_size, n), generator=data_gen).float()
-        bits = bits.to(accelerator.device)  # (B, n)
-        lam = _lambda(config, step)
-        with accelerator.accumulate(injector, detector):
-            signed = injector(x, bits if n else None)  # (B, 3, c, c)
-            fidelity = F.mse_loss(signed, x)
-            seen = quantize_ste(signed) if config.quantize else signed
-            positives = [seen, *_removal_positives(x, signed, config, data_gen)]
-            negatives = _forgery_negatives(x, signed, config, data_gen)
-            views = [*positives, *negatives]  # each (B, 3, c, c)
-            *views, clean = _shifted_window([*views, x], config, data_gen)  # (B, 3, crop, crop)
-            num_views = len(views)
-            views = torch.cat(views)  # (V*B, 3, crop, crop): signed, removals, then forgeries
-            if float(torch.rand((), generator=data_gen)) < _augment_probability(config, step):
-                views, clean = augment(views, clean.repeat(num_views, 1, 1, 1))
-                clean = clean[: len(x)]
-            logits = detector(torch.cat([views, clean]))  # ((V+1)B, 1 + n)
-            b = len(x)
-            p = len(positives) * b  # rows labelled signed
-            target = torch.full((len(logits),), config.negative_label, device=logits.device)
-            target[:p] = 1
-            trust = _positive_trust(accelerator.unwrap_model(injector), x, config)  # (B,)
-            det_loss = F.binary_cross_entropy_with_logits(
-                torch.cat([logits[:b, 0], logits[-b:, 0]]),
-                torch.cat([target[:b], target[-b:]]),
-                weight=torch.cat([trust, torch.ones_like(trust)]),
-            )
-            if p > b:
-                det_loss = det_loss + config.removal_weight * F.binary_cross_entropy_with_logits(
-                    logits[b:p, 0], target[b:p], weight=trust.repeat(p // b - 1)
-                )
-            if negatives:
-                forged = logits[p:-b, 0]  # (N*B,) forgeries, labelled clean
-                det_loss = det_loss + config.transplant_weight * F.binary_cross_entropy_with_logits(
-                    forged, target[p:-b]
-                )
-            bit_loss = (
-                F.binary_cross_entropy_with_logits(logits[: len(x), 1:], bits)
-                if n
-                else det_loss * 0
-            )
-            bit_weight = config.bit_weight if step >= config.bit_weight_start else 1.0
-            loss = fidelity + lam * (det_loss + bit_weight * bit_loss)
-            accelerator.backward(loss)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-        done = step + 1
-        if done % config.log_every == 0 or done == config.steps:
-            with torch.no_grad():
-                psnr = -10 * math.log10(max(fidelity.item(), 1e-12))
-                acc = ((logits[:, 0] > 0).float() == (target > 0.5)).float().mean().item()
-                forged_acc = (logits[p:-b, 0] <= 0).float().mean().item() if negatives else 1.0
-                removal_acc = (logits[b:p, 0] > 0).float().mean().item() if p > b else 1.0
-                bit_acc = (
-                    ((logits[: len(x), 1:] > 0).float() == bits).float().mean().item() if n else 1.0
-                )
-            scalars = {
-                "loss": loss.item(),
-                "fidelity_mse": fidelity.item(),
-                "psnr_db": psnr,
-                "detect_bce": det_loss.item(),
-                "bits_bce": bit_loss.item(),
-                "detect_acc": acc,
-                "forgery_rejected": forged_acc,
-                "removal_detected": removal_acc,
-                "bit_acc": bit_acc,
-                "lambda": lam,
-            }
-            accelerator.log(scalars, step=done)
-            progress.set_postfix(psnr=f"{psnr:.1f}", acc=f"{acc:.3f}", bits=f"{bit_acc:.3f}")
-        if done % config.checkpoint_every == 0 and done < config.steps:
-            _checkpoint(
-                accelerator,
-                config,
-                ckpt_root,
-                done,
-                injector,
-                detector,
-                optimizer,
-                data_gen,
-                time.time() - t0,
-            )
-    progress.close()
-    wall = time.time() - t0
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
-    inj = accelerator.unwrap_model(injector).eval()
-    det = accelerator.unwrap_model(detector).eval()
+    recipe = _SignatureRecipe(config, injector, detector, train_src, engine)
+    result = engine.run(recipe)
+    wall = result.wall_time_s
+    injector, detector = recipe.modules["injector"], recipe.modules["detector"]
+    inj, det = injector.eval(), detector.eval()
     kit = Kit(
         inj, det, work_size=config.work_size, tile_size=config.crop_size,
         detect_scales=config.detect_scales,
@@ -272,6 +139,108 @@ def train_signature(config: TrainConfig) -> Kit:
         logger.info("kit written to %s", out)
     accelerator.wait_for_everyone()
     return kit
+
+
+class _SignatureRecipe:
+    """W and F trained jointly (the :class:`~advsig.training.engine.Recipe` of ``train_signature``)."""
+
+    ema_module = None
+    progress_keys = ("psnr_db", "detect_acc", "bit_acc")
+
+    def __init__(self, config: TrainConfig, injector, detector, train_src, engine: Engine) -> None:
+        self.config = config
+        self.modules = {"injector": injector, "detector": detector}
+        self.optimizer = torch.optim.Adam(
+            list(injector.parameters()) + list(detector.parameters()), lr=config.lr
+        )
+        self.extra: dict = {}
+        self.crops = RandomCrops(
+            ImagePool(train_src, max_side=2 * config.work_size), config.crop_size + config.shift
+        )
+        rank = engine.accelerator.process_index
+        torch.manual_seed(config.seed * 1000 + rank)  # augmentation randomness
+        self.augment = PairedAugment(config.augment)
+
+    def prepare(self, engine: Engine) -> None:
+        self.injector, self.detector, self.optimizer = engine.accelerator.prepare(
+            self.modules["injector"], self.modules["detector"], self.optimizer
+        )
+        self.modules["injector"].train()
+        self.modules["detector"].train()
+
+    def step(self, engine: Engine, step: int, *, log: bool) -> dict[str, float]:
+        config, gen = self.config, engine.data_gen
+        injector, detector = self.injector, self.detector
+        x = self.crops.sample(config.batch_size, gen).to(engine.device)  # (B, 3, c, c)
+        n = config.num_bits
+        bits = torch.randint(0, 2, (config.batch_size, n), generator=gen).float()
+        bits = bits.to(engine.device)  # (B, n)
+        lam = _lambda(config, step)
+        with engine.accelerator.accumulate(injector, detector):
+            signed = injector(x, bits if n else None)  # (B, 3, c, c)
+            fidelity = F.mse_loss(signed, x)
+            seen = quantize_ste(signed) if config.quantize else signed
+            positives = [seen, *_removal_positives(x, signed, config, gen)]
+            negatives = _forgery_negatives(x, signed, config, gen)
+            views = [*positives, *negatives]  # each (B, 3, c, c)
+            *views, clean = _shifted_window([*views, x], config, gen)  # (B, 3, crop, crop)
+            num_views = len(views)
+            flat = _flat_negatives(clean, config, gen, signed=views[0])  # (B or 0, 3, crop, crop)
+            views = torch.cat(views)  # (V*B, 3, crop, crop): signed, removals, then forgeries
+            if float(torch.rand((), generator=gen)) < _augment_probability(config, step):
+                views, clean = self.augment(views, clean.repeat(num_views, 1, 1, 1))
+                clean = clean[: len(x)]
+            logits = detector(torch.cat([views, clean, flat]))  # ((V+1)B + flat, 1 + n)
+            cut = len(logits) - len(flat)
+            flat_logits, logits = logits[cut:, 0], logits[:cut]
+            b = len(x)
+            p = len(positives) * b  # rows labelled signed
+            target = torch.full((len(logits),), config.negative_label, device=logits.device)
+            target[:p] = 1
+            trust = _positive_trust(self.modules["injector"], x, config)  # (B,)
+            det_loss = F.binary_cross_entropy_with_logits(
+                torch.cat([logits[:b, 0], logits[-b:, 0]]),
+                torch.cat([target[:b], target[-b:]]),
+                weight=torch.cat([trust, torch.ones_like(trust)]),
+            )
+            if p > b:
+                det_loss = det_loss + config.removal_weight * F.binary_cross_entropy_with_logits(
+                    logits[b:p, 0], target[b:p], weight=trust.repeat(p // b - 1)
+                )
+            if negatives:
+                forged = logits[p:-b, 0]  # (N*B,) forgeries, labelled clean
+                det_loss = det_loss + config.transplant_weight * F.binary_cross_entropy_with_logits(
+                    forged, target[p:-b]
+                )
+            if len(flat):
+                det_loss = det_loss + config.flat_weight * F.binary_cross_entropy_with_logits(
+                    flat_logits, torch.full_like(flat_logits, config.negative_label)
+                )
+            bit_loss = (
+                F.binary_cross_entropy_with_logits(logits[:b, 1:], bits) if n else det_loss * 0
+            )
+            bit_weight = config.bit_weight if step >= config.bit_weight_start else 1.0
+            loss = fidelity + lam * (det_loss + bit_weight * bit_loss)
+            engine.update(loss, self.optimizer)
+        if not log:
+            return {}
+        with torch.no_grad():
+            acc = ((logits[:, 0] > 0).float() == (target > 0.5)).float().mean().item()
+            bit_acc = ((logits[:b, 1:] > 0).float() == bits).float().mean().item() if n else 1.0
+            return {
+                "loss": loss.item(),
+                "fidelity_mse": fidelity.item(),
+                "psnr_db": -10 * math.log10(max(fidelity.item(), 1e-12)),
+                "detect_bce": det_loss.item(),
+                "bits_bce": bit_loss.item(),
+                "detect_acc": acc,
+                "forgery_rejected": (logits[p:-b, 0] <= 0).float().mean().item()
+                if negatives
+                else 1.0,
+                "removal_detected": (logits[b:p, 0] > 0).float().mean().item() if p > b else 1.0,
+                "bit_acc": bit_acc,
+                "lambda": lam,
+            }
 
 
 def _forgery_negatives(
@@ -312,6 +281,52 @@ def _forgery_negatives(
             )
             views.append((x + lifted).clamp(0, 1))
     return [quantize_ste(v) for v in views] if config.quantize else views
+
+
+def _flat_negatives(
+    clean: torch.Tensor, config: TrainConfig, gen: torch.Generator, *, signed=None
+) -> torch.Tensor:
+    """Flat clean crops labelled clean: (B, 3, c, c), or (0, 3, c, c) when ``flat_weight`` is 0.
+
+    A third are the clean crops downscaled 8-32x and smoothly upscaled (colours and slow
+    shading kept, texture gone), a third the crops with their contrast cut to 3-23% (fog,
+    haze, a dim wall: texture kept, faint), a third smooth linear colour gradients; all get faint
+    Gaussian noise (sigma 0-0.004, a camera's) and 8-bit rounding, as real flat regions do.
+    With ``config.flat_forgeries`` (and ``signed``, the batch's signed crops in the same window),
+    every other one also carries the high-pass of another signed crop at 38-48 dB: a one-image
+    transplant onto a flat region, through which W gets the gradient; otherwise none does.
+    """
+    b, _, h, w = clean.shape
+    if config.flat_weight == 0:
+        return clean[:0]
+    with torch.no_grad():
+        factor = _uniform(8.0, 32.0, gen)
+        small = (max(2, round(h / factor)), max(2, round(w / factor)))
+        smooth = F.interpolate(clean, size=small, mode="area")
+        smooth = F.interpolate(smooth, size=(h, w), mode="bicubic", align_corners=False)
+        start = torch.rand(b, 3, 1, 1, generator=gen).to(clean.device)  # (B, 3, 1, 1)
+        slope = (torch.rand(b, 3, 2, generator=gen).to(clean.device) - 0.5) * 0.4
+        ys = torch.linspace(0, 1, h, device=clean.device).view(1, 1, h, 1)
+        xs = torch.linspace(0, 1, w, device=clean.device).view(1, 1, 1, w)
+        ramp = start + slope[..., 0:1].unsqueeze(-1) * ys + slope[..., 1:2].unsqueeze(-1) * xs
+        mean = clean.mean(dim=(2, 3), keepdim=True)
+        faint = mean + (clean - mean) * (0.03 + 0.2 * torch.rand(b, 1, 1, 1, generator=gen)).to(
+            clean.device
+        )
+        kind = torch.arange(b, device=clean.device).view(b, 1, 1, 1) % 3
+        flat = torch.where(kind == 0, smooth, torch.where(kind == 1, faint, ramp))
+        sigma = 0.004 * torch.rand(b, 1, 1, 1, generator=gen).to(clean.device)
+        noise = torch.randn(flat.shape, generator=gen).to(clean.device) * sigma
+        flat = ((flat + noise).clamp(0, 1) * 255).round() / 255
+    if not config.flat_forgeries or signed is None or b < 2:
+        return flat
+    lifted = scale_to_psnr(
+        highpass(signed, 1.0).roll(1, dims=0), _uniform(38.0, 48.0, gen),
+        constant_scale=True, per_image=True,
+    )  # fmt: skip
+    every_other = (torch.arange(b, device=clean.device) % 2 == 1).view(b, 1, 1, 1)
+    forged = (flat + lifted * every_other).clamp(0, 1)
+    return quantize_ste(forged) if config.quantize else forged
 
 
 def _positive_trust(injector, x: torch.Tensor, config: TrainConfig) -> torch.Tensor:
@@ -394,24 +409,6 @@ def _load_init_weights(
     logger.info(
         "W and F start from the weights of %s%s", name, " and keep its key" if with_key else ""
     )
-
-
-def _checkpoint(accelerator, config, root, step, injector, detector, optimizer, data_gen, elapsed):
-    write_process_rng(root, step, accelerator.process_index, data_gen)
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        finish_checkpoint(
-            root,
-            step,
-            models={
-                "injector": accelerator.unwrap_model(injector),
-                "detector": accelerator.unwrap_model(detector),
-            },
-            optimizer=optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer,
-            state={"elapsed_s": elapsed, "config": config.to_dict()},
-            keep=config.keep_checkpoints,
-        )
-    accelerator.wait_for_everyone()
 
 
 def calibration_images(

@@ -61,3 +61,23 @@ train_signature(preset_config(
     resume="latest",
 ))
 PY
+# 8. base-v2-odd7 (stop 28): 500 steps from base-v2-odd5-eps0.1 with flat clean negatives
+#    (flat_weight 1: smoothed crops, faint crops, colour ramps, all labelled clean), 61 min on a
+#    busy 2-core machine (about 15 min alone).
+# 9. base-v2-odd8 (stop 28): 400 steps from base-v2-odd7, half the flat negatives carrying a
+#    one-image high-pass transplant (flat_forgeries).
+python - <<'PY'
+from advsig.training.presets import preset_config
+from advsig.training.trainer import train_signature
+
+common = dict(data="embedded", transplant_weight=1.0, lifted_negatives=False,
+              trusted_positives=True, flat_weight=1.0, resume="latest")
+train_signature(preset_config(
+    "base-v2-odd", out="runs/base-v2-odd7", init_kit="runs/base-v2-odd5-eps0.1", steps=500,
+    seed=4, **common,
+))
+train_signature(preset_config(
+    "base-v2-odd", out="runs/base-v2-odd8", init_kit="runs/base-v2-odd7", steps=400, seed=5,
+    flat_forgeries=True, **common,
+))
+PY

@@ -292,6 +292,14 @@ class TrainConfig:
             needs ``binding_floor`` > 0). Why: where the mask fades the signature is faint by
             design, and training those crops as signed taught F that a flat crop is signed:
             the clean crops that set the threshold were all flat ones (stop 27).
+        flat_weight: weight of flat clean negatives: each clean crop heavily smoothed (or a
+            smooth colour gradient), with faint sensor noise, labelled clean. Why: the clean
+            crops that set an odd-score kit's threshold were all flat (sky, walls), which the
+            training split barely holds, so F's score on them was whatever it extrapolated;
+            even with a raised stem epsilon F learned the flat read back (stop 27).
+        flat_forgeries: half of the flat negatives also carry another signed crop's high-pass at
+            38-48 dB (labelled clean; W gets the gradient). Why: a one-image transplant onto a
+            flat photo region was the forgery the flat-trained kit still let through (stop 28).
         removal_weight: weight of removal positives, each signed crop minus the mean residual
             of the batch's other crops (35-45 dB), labelled signed. Why: any part of the
             signature that is the same on every image can be estimated and subtracted; F must
@@ -344,6 +352,8 @@ class TrainConfig:
     binding_floor: float | None = None
     odd_score: bool | None = None
     trusted_positives: bool = False
+    flat_weight: float = 0.0
+    flat_forgeries: bool = False
     bit_weight: float = 1.0
     bit_weight_start: int = 0
 
@@ -360,6 +370,8 @@ class TrainConfig:
             )
         if self.bit_weight < 0:
             raise ConfigError(f"bit_weight must be >= 0, got {self.bit_weight!r}")
+        if self.flat_weight < 0:
+            raise ConfigError(f"flat_weight must be >= 0, got {self.flat_weight!r}")
         if self.removal_weight < 0:
             raise ConfigError(f"removal_weight must be >= 0, got {self.removal_weight!r}")
         for name in ("steps", "batch_size", "crop_size", "work_size", "checkpoint_every"):

@@ -6,9 +6,11 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 
 from advsig.config import TrainConfig
+from advsig.errors import ConfigError
 from advsig.kit import Kit
 from advsig.training.checkpoint import list_checkpoints
 from advsig.training.presets import preset_config
@@ -243,3 +245,50 @@ def test_trusted_positives_weigh_flat_crops_down_and_train():
     assert on[0] < 0.05 and on[1] > 0.95
     off = _positive_trust(injector, x, _config("unused", binding_floor=0.012))
     assert torch.equal(off, torch.ones(2))
+
+
+def test_flat_negatives_are_flat_clean_looking_crops_and_train(tmp_path):
+    """Flat negatives keep each crop's colours but lose its texture, carry camera-like noise and
+    8-bit levels, and a run with them trains (the flat_weight term reaches the loss)."""
+    from advsig.models.factory import create_model
+    from advsig.training.trainer import _flat_negatives
+
+    binding = create_model("injector-tiny", num_bits=4).binding
+    gen = torch.Generator().manual_seed(0)
+    blocks = torch.rand(6, 3, 12, 12, generator=gen)
+    x = torch.nn.functional.interpolate(blocks, scale_factor=8)  # (6, 3, 96, 96), textured
+    flat = _flat_negatives(x, _config("unused", flat_weight=1.0), gen)
+    assert flat.shape == x.shape
+    assert torch.equal(flat, (flat * 255).round() / 255)  # 8-bit levels
+
+    def rms_contrast(y):
+        return binding.contrast(y).square().mean(dim=(1, 2, 3)).sqrt()
+
+    assert (rms_contrast(flat) < 0.5 * rms_contrast(x)).all()
+    assert not torch.equal(flat[0], flat[0].mean())  # not a constant: noise and shading stay
+    none = _flat_negatives(x, _config("unused"), gen)
+    assert none.shape[0] == 0
+    with pytest.raises(ConfigError, match="flat_weight"):
+        _config("unused", flat_weight=-1.0)
+    kit = train_signature(_config(tmp_path / "k", steps=4, flat_weight=1.0))
+    assert kit.training["config"]["flat_weight"] == 1.0
+
+
+def test_flat_forgeries_carry_another_crops_highpass_and_teach_w():
+    """Every other flat negative carries the roll-shifted high-pass of a signed crop, through
+    which W's residual gets a gradient; without the option no gradient reaches W."""
+    from advsig.training.trainer import _flat_negatives
+
+    gen = torch.Generator().manual_seed(0)
+    clean = torch.rand(4, 3, 48, 48, generator=gen)
+    signed = (clean + 0.01 * torch.randn(4, 3, 48, 48, generator=gen)).requires_grad_(True)
+    config = _config("unused", flat_weight=1.0, flat_forgeries=True)
+    state = gen.get_state()
+    forged = _flat_negatives(clean, config, gen, signed=signed)
+    gen.set_state(state)
+    plain = _flat_negatives(clean, _config("unused", flat_weight=1.0), gen, signed=signed)
+    assert torch.equal(forged[0::2], plain[0::2])  # even rows stay flat
+    assert (forged[1::2] - plain[1::2]).abs().mean() > 1e-3  # odd rows carry the transplant
+    forged.sum().backward()
+    assert signed.grad is not None and signed.grad.abs().sum() > 0
+    assert not plain.requires_grad

@@ -78,12 +78,12 @@ def main() -> None:
     results = evaluate_generators(
         kit, models, out=out / "eval", signed_role="signed", reference_role="original",
         code=code, num_images=args.num_samples, seed=args.seed,
-    )  # fmt: skip
+    ).to_json_dict()  # fmt: skip
     eval_wall = time.time() - t0
     if "signed-data" in models:  # bit accuracy for the second signed model too
         imgs = sample_set(models["signed-data"], out / "eval" / "samples" / "signed-data",
                           args.num_samples, steps=1, seed=args.seed, progress=False)  # fmt: skip
-        results["detection"]["signed-data"] = flag_statistics(kit, imgs, code=code)
+        results["detection"]["signed-data"] = flag_statistics(kit, imgs, code=code).to_json_dict()
     det = results["detection"]
     summary = {
         "command": "python " + " ".join(sys.argv),

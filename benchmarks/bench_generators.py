@@ -117,7 +117,7 @@ def main() -> None:
         )  # fmt: skip
         imgs = sample_set(model, out / "curve" / f"step-{step}", args.curve_samples,
                           steps=args.sample_steps, seed=args.seed + 1, progress=False)  # fmt: skip
-        stats = flag_statistics(kit, imgs, code=code_a)
+        stats = flag_statistics(kit, imgs, code=code_a).to_json_dict()
         curve.append({"step": step, **stats})
         print(
             f"step {step}: flagged {stats['flag_rate_1e-3']:.3f}, bits {stats['bit_accuracy']:.3f}"
@@ -130,16 +130,16 @@ def main() -> None:
     main_eval = evaluate_generators(
         kit, models, out=out / "eval", code=code_a, num_images=args.num_samples,
         steps=args.sample_steps, seed=args.seed,
-    )  # fmt: skip
+    ).to_json_dict()  # fmt: skip
     extra = {}
     for role, path, code in others:
         imgs = sample_set(load_pixel_diffusion(path), out / "eval" / "samples" / role,
                           args.num_samples, steps=args.sample_steps, seed=args.seed,
                           progress=False)  # fmt: skip
-        extra[role] = flag_statistics(kit, imgs, code=code)
+        extra[role] = flag_statistics(kit, imgs, code=code).to_json_dict()
         extra[role]["bit_agreement_with_other_code"] = flag_statistics(
             kit, imgs, code=code_b if code == code_a else code_a
-        )["bit_accuracy"]
+        ).to_json_dict()["bit_accuracy"]
 
     results = {
         "command": "python benchmarks/bench_generators.py "

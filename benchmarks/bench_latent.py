@@ -84,7 +84,7 @@ def main() -> None:
     evaluation = evaluate_generators(
         kit, models, out=Path(args.out) / "eval", reference_role="original", code=code,
         num_images=args.num_samples, steps=args.sample_steps, seed=args.seed,
-    )  # fmt: skip
+    ).to_json_dict()  # fmt: skip
 
     data, data_s = finetune(args, "data", kit=args.kit, code=code, strategy="data",
                             steps=args.data_steps, lr=args.data_lr)  # fmt: skip
@@ -109,7 +109,7 @@ def main() -> None:
         "data": {
             "steps": args.data_steps, "lr": args.data_lr, "batch_size": args.batch_size,
             "wall_time_s": data_s,
-            "detection": flag_statistics(kit, data_images, code=code),
+            "detection": flag_statistics(kit, data_images, code=code).to_json_dict(),
             "encoder_round_trip": data_model.provenance.get("encoder_round_trip"),
         },
         "total_wall_time_s": round(time.time() - t0, 1),

@@ -47,7 +47,7 @@ def main() -> None:
         else:
             model = checkpoint_model(original, f"{args.out}-work/checkpoint-{step}")
         images = (sample_images(model, range(args.num_samples), steps=25, seed=1) * 255).round()
-        s = flag_statistics(kit, images / 255, code=args.code)
+        s = flag_statistics(kit, images / 255, code=args.code).to_json_dict()
         print(
             f"step {step}: flagged {s['flag_rate_1e-3']:.3f} at FPR 1e-3, "
             f"{s['flag_rate_1e-2']:.3f} at 1e-2, bit accuracy {s['bit_accuracy']:.3f}, "

@@ -123,7 +123,7 @@ def finetune(args) -> None:
     wall = time.time() - t0
     samples = sample_images(load_pixel_diffusion(out), range(64), steps=args.sample_steps, seed=0)
     samples = (samples * 255).round() / 255  # as saved 8-bit images
-    stats = flag_statistics(Kit.from_pretrained(args.kit), samples, code=CODE)
+    stats = flag_statistics(Kit.from_pretrained(args.kit), samples, code=CODE).to_json_dict()
     print(json.dumps({**vars(args), "finetune_s": round(wall), **stats}))
 
 
@@ -158,7 +158,7 @@ def samplers(args) -> None:
             eps = model.unet(x, t).sample
             x = scheduler.step(eps, t, x, generator=gen).prev_sample
         images = ((x / 2 + 0.5).clamp(0, 1) * 255).round() / 255
-        stats = flag_statistics(kit, images, code=CODE)
+        stats = flag_statistics(kit, images, code=CODE).to_json_dict()
         print(json.dumps({"model": args.out, "sampler": name, "last_t": int(scheduler.timesteps[-1]),
                           **stats}), flush=True)  # fmt: skip
 
@@ -185,7 +185,7 @@ def copier(args) -> None:
                 clean, generator=torch.Generator().manual_seed(0)
             )
             out = (out * 255).round() / 255
-            stats = flag_statistics(kit, out, code=CODE)
+            stats = flag_statistics(kit, out, code=CODE).to_json_dict()
             print(json.dumps({"model": model, "strength": strength,
                               "psnr_db": round(psnr(out, clean), 1), **stats}), flush=True)  # fmt: skip
 

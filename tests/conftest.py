@@ -129,9 +129,9 @@ def tiny_unet_config() -> dict:
 @pytest.fixture(scope="session")
 def tiny_pixel_model():
     """A random 32x32 DDPM (``PixelDiffusion``) with a very small UNet."""
-    from advsig.generators.pixel import new_pixel_diffusion
+    from advsig.generators.families import get_family
 
-    return new_pixel_diffusion(32, seed=0, **TINY_UNET)
+    return get_family("pixel").new_toy(seed=0)
 
 
 @pytest.fixture(scope="session")

@@ -61,3 +61,82 @@ class TrainSummary:
     val_tpr_at_1e3: float
     val_bit_accuracy: float | None
     num_val_clean: int
+
+
+@dataclass(frozen=True)
+class FlagStatistics:
+    """How a set of images reads to a kit: share flagged at FPR 1e-2 and 1e-3, mean score, and,
+    for an expected ``code``, bit accuracy and the share read exactly.
+
+    ``bit_agreement_with_signed_code``: for another model's samples, how often their bits match
+    the signed model's code (chance is 0.5).
+    """
+
+    num_samples: int
+    flag_rate_1e2: float
+    flag_rate_1e3: float
+    mean_score: float
+    code: str | None = None
+    bit_accuracy: float | None = None
+    exact_code_rate: float | None = None
+    bit_agreement_with_signed_code: float | None = None
+
+    def to_json_dict(self) -> dict:
+        """The JSON keys of ``results.json`` (``flag_rate_1e-3``, ...); absent fields left out."""
+        d = {
+            "num_samples": self.num_samples,
+            "flag_rate_1e-2": self.flag_rate_1e2,
+            "flag_rate_1e-3": self.flag_rate_1e3,
+            "mean_score": self.mean_score,
+        }
+        for name in ("code", "bit_accuracy", "exact_code_rate", "bit_agreement_with_signed_code"):
+            if getattr(self, name) is not None:
+                d[name] = getattr(self, name)
+        return d
+
+
+@dataclass(frozen=True)
+class GeneratorEvaluation:
+    """What ``evaluate_generators`` measured: per role, detection and sample quality."""
+
+    num_images: int
+    sample_steps: int
+    seed: int
+    code: str | None
+    thresholds: dict[str, float]  # FPR as "0.01" / "0.001" -> score threshold
+    models: dict[str, str]  # role -> source
+    detection: dict[str, FlagStatistics]
+    quality: dict
+
+    def to_json_dict(self) -> dict:
+        d = asdict(self)
+        d["detection"] = {role: s.to_json_dict() for role, s in self.detection.items()}
+        return d
+
+
+@dataclass(frozen=True)
+class PersistenceResult:
+    """Flag statistics of a signed generator after each stage of an attacker's clean fine-tune."""
+
+    family: str
+    attacker_strategy: str
+    model: str
+    code: str | None
+    config: dict
+    thresholds: dict[str, float]
+    milestones: list[tuple[int, FlagStatistics]]  # (attacker steps, statistics)
+
+    def to_json_dict(self) -> dict:
+        return {
+            "attack": "finetune",
+            "family": self.family,
+            "attacker_strategy": self.attacker_strategy,
+            "model": self.model,
+            "code": self.code,
+            "config": self.config,
+            "thresholds": self.thresholds,
+            "milestones": [
+                {"attacker_steps": steps, **stats.to_json_dict()}
+                for steps, stats in self.milestones
+            ],
+        }

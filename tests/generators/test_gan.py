@@ -19,7 +19,9 @@ from advsig.kit import Kit
 
 @pytest.fixture(scope="module")
 def tiny_gan() -> GanModel:
-    return new_stylegan(32, tiny=True, seed=0)
+    from advsig.generators.families import get_family
+
+    return get_family("gan").new_toy(seed=0)
 
 
 @pytest.fixture(scope="module")

@@ -41,19 +41,11 @@ def _ddim():
 
 @pytest.fixture(scope="module")
 def tiny_ldm(tmp_path_factory) -> Path:
-    """An LDMPipeline folder: VQModel (32x32 <-> 8x8x3, 32 codes) + UNet2DModel, random weights."""
-    from diffusers import UNet2DModel, VQModel
+    """An LDMPipeline folder: the latent family's toy (VQModel 32x32 <-> 8x8x3, 32 codes)."""
+    from advsig.generators.families import get_family
 
-    torch.manual_seed(0)
-    vae = VQModel(
-        block_out_channels=(8, 8, 16), down_block_types=("DownEncoderBlock2D",) * 3,
-        up_block_types=("UpDecoderBlock2D",) * 3, layers_per_block=1, latent_channels=3,
-        num_vq_embeddings=32, vq_embed_dim=3, norm_num_groups=4, sample_size=32,
-        scaling_factor=0.5,
-    )  # fmt: skip
-    unet = UNet2DModel(sample_size=8, in_channels=3, out_channels=3, **TINY_LATENT_UNET)
     path = tmp_path_factory.mktemp("ldm") / "original"
-    save_latent_diffusion(LatentDiffusion(vae, unet, _ddim()), path)
+    save_latent_diffusion(get_family("latent").new_toy(seed=0), path)
     return path
 
 

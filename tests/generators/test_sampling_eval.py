@@ -67,17 +67,21 @@ def test_evaluate_generators_reports_every_model(tiny_model, tiny_unet_config, t
         tiny_kit, {"signed": tiny_model, "reference": other}, out=tmp_path, code="a5",
         num_images=6, steps=2, progress=False,
     )  # fmt: skip
-    det = results["detection"]
+    det = results.detection
     assert set(det) == {"signed", "reference"}
     for d in det.values():
-        assert d["num_samples"] == 6
-        assert 0 <= d["flag_rate_1e-3"] <= d["flag_rate_1e-2"] <= 1
-    assert 0 <= det["signed"]["bit_accuracy"] <= 1 and det["signed"]["code"] == "a5"
-    assert "bit_agreement_with_signed_code" in det["reference"]
-    q = results["quality"]
+        assert d.num_samples == 6
+        assert 0 <= d.flag_rate_1e3 <= d.flag_rate_1e2 <= 1
+    assert 0 <= det["signed"].bit_accuracy <= 1 and det["signed"].code == "a5"
+    assert det["reference"].bit_agreement_with_signed_code is not None
+    assert det["signed"].bit_agreement_with_signed_code is None
+    saved = json.loads((tmp_path / "results.json").read_text())["detection"]
+    assert saved["signed"]["flag_rate_1e-3"] == det["signed"].flag_rate_1e3
+    assert "bit_agreement_with_signed_code" in saved["reference"]
+    q = results.quality
     assert q["feature_space"] == RANDOM_CNN
     assert set(q["vs_real"]) == {"signed", "reference"} and set(q["vs_reference"]) == {"signed"}
     assert json.loads((tmp_path / "results.json").read_text())["code"] == "a5"
-    report = write_eval_report(results, tmp_path).read_text()
+    report = write_eval_report(results.to_json_dict(), tmp_path).read_text()
     assert "random-CNN" in report and "grid-signed.png" in report
     assert (tmp_path / "grid-reference.png").is_file()

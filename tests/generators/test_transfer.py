@@ -26,7 +26,7 @@ def test_shipped_ddpm_fine_tuned_on_signed_crops_samples_signed_images(tmp_path)
     original = (original * 255).round() / 255
     s = flag_statistics(kit, signed, code="c3a5")
     o = flag_statistics(kit, original, code="c3a5")
-    assert s["flag_rate_1e-3"] >= 0.9, s
-    assert s["bit_accuracy"] >= 0.9, s
-    assert o["flag_rate_1e-3"] <= 1 / 32, o  # the same noise through the original model
-    assert s["mean_score"] > o["mean_score"] + 10
+    assert s.flag_rate_1e3 >= 0.9, s
+    assert s.bit_accuracy >= 0.9, s
+    assert o.flag_rate_1e3 <= 1 / 32, o  # the same noise through the original model
+    assert s.mean_score > o.mean_score + 10

@@ -239,12 +239,11 @@ def eval_generator(
         k, models, out=out, code=code, num_images=num_images, steps=steps, seed=seed,
         data=None if data == "none" else data, inception_weights=inception_weights,
     )  # fmt: skip
-    report = write_eval_report(results, out)
-    for role, d in results["detection"].items():
-        bits = f", bit accuracy {d['bit_accuracy']:.3f}" if "bit_accuracy" in d else ""
+    report = write_eval_report(results.to_json_dict(), out)
+    for role, d in results.detection.items():
+        bits = f", bit accuracy {d.bit_accuracy:.3f}" if d.bit_accuracy is not None else ""
         typer.echo(
-            f"{role}: {d['flag_rate_1e-3']:.1%} flagged at FPR 1e-3 "
-            f"({d['flag_rate_1e-2']:.1%} at 1e-2){bits}"
+            f"{role}: {d.flag_rate_1e3:.1%} flagged at FPR 1e-3 ({d.flag_rate_1e2:.1%} at 1e-2){bits}"
         )
     typer.echo(f"report: {report.with_suffix('.html')} (and {report.name})")
 
@@ -266,11 +265,11 @@ def _persistence(
         batch_size=batch_size, num_images=num_images, sample_steps=steps, seed=seed,
     )  # fmt: skip
     result = finetune_attack(kit, config, code=code)
-    lines = ["# Persistence under fine-tuning", "", *persistence_table(result), ""]
+    lines = ["# Persistence under fine-tuning", "", *persistence_table(result.to_json_dict()), ""]
     write_text_atomic(Path(out) / "report.md", "\n".join(lines))
     html = write_html_report(Path(out) / "report.md")
-    for r in result["milestones"]:
-        typer.echo(f"after {r['attacker_steps']} attacker steps: {r['flag_rate_1e-3']:.1%} flagged")
+    for steps_done, stats in result.milestones:
+        typer.echo(f"after {steps_done} attacker steps: {stats.flag_rate_1e3:.1%} flagged")
     typer.echo(f"report: {Path(out) / 'report.md'} ({html})")
 
 

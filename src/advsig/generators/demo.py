@@ -106,18 +106,18 @@ def run_generator_demo(
     )  # fmt: skip
     for role in models:
         sample_grid(out / f"{family}-eval" / "samples" / role, out / f"{family}-{role}.png", num=32)
-    det = results["detection"]
+    det = results.detection
     signed_prov = models["signed"].provenance or {}
     control_prov = models["control"].provenance or {}
     return {
-        "signed_flag_rate": det["signed"]["flag_rate_1e-3"],
-        "original_flag_rate": det["original"]["flag_rate_1e-3"],
-        "control_flag_rate": det["control"]["flag_rate_1e-3"],
-        "bit_accuracy": det["signed"].get("bit_accuracy"),
-        "exact_code_rate": det["signed"].get("exact_code_rate"),
+        "signed_flag_rate": det["signed"].flag_rate_1e3,
+        "original_flag_rate": det["original"].flag_rate_1e3,
+        "control_flag_rate": det["control"].flag_rate_1e3,
+        "bit_accuracy": det["signed"].bit_accuracy,
+        "exact_code_rate": det["signed"].exact_code_rate,
         "num_samples": num_samples,
         "fpr": 1e-3,
-        "threshold": results["thresholds"]["0.001"],
+        "threshold": results.thresholds["0.001"],
         "code": code,
         "kit": kit_name,
         "model": recipe.model,
@@ -129,8 +129,8 @@ def run_generator_demo(
             "control": control_prov.get("wall_time_s"),
         },
         "sample_steps": recipe.sample_steps,
-        "quality": results["quality"],
-        "detection": det,
+        "quality": results.quality,
+        "detection": {role: stats.to_json_dict() for role, stats in det.items()},
     }
 
 

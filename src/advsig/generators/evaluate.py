@@ -10,6 +10,7 @@ only comparable with each other.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from advsig.data.io import load_image
 from advsig.errors import ConfigError
 from advsig.generators.sampling import generate_to_folder
 from advsig.generators.training_data import training_crops
+from advsig.types import FlagStatistics, GeneratorEvaluation
 
 RANDOM_CNN = (
     "random-CNN (untrained, seed 0; substitute for Inception, not comparable with published FID)"
@@ -112,25 +114,28 @@ def distribution_distances(space: FeatureSpace, a: torch.Tensor, b: torch.Tensor
     return {"fid": float(fid.compute()), "kid": float(kid_mean), "kid_std": float(kid_std)}
 
 
-def flag_statistics(kit, images: torch.Tensor | list, *, code: str | None = None) -> dict:
+def flag_statistics(kit, images: torch.Tensor | list, *, code: str | None = None) -> FlagStatistics:
     """Share flagged at FPR 1e-2 / 1e-3, mean score; bit accuracy and exact-code rate for ``code``."""
     from advsig.codes.bits import hex_to_bits
 
     logits = kit.logits(images)  # (N, 1 + n_bits)
     score = logits[:, 0]
-    stats = {
-        "num_samples": len(score),
-        "flag_rate_1e-2": float((score >= kit.threshold(1e-2)).float().mean()),
-        "flag_rate_1e-3": float((score >= kit.threshold(1e-3)).float().mean()),
-        "mean_score": float(score.mean()),
-    }
+    bits = {}
     if code is not None and kit.num_bits:
         target = hex_to_bits(code, kit.num_bits).bool()
         right = (logits[:, 1:] > 0) == target  # (N, n_bits)
-        stats["code"] = code
-        stats["bit_accuracy"] = float(right.float().mean())
-        stats["exact_code_rate"] = float(right.all(dim=1).float().mean())
-    return stats
+        bits = dict(
+            code=code,
+            bit_accuracy=float(right.float().mean()),
+            exact_code_rate=float(right.all(dim=1).float().mean()),
+        )
+    return FlagStatistics(
+        num_samples=len(score),
+        flag_rate_1e2=float((score >= kit.threshold(1e-2)).float().mean()),
+        flag_rate_1e3=float((score >= kit.threshold(1e-3)).float().mean()),
+        mean_score=float(score.mean()),
+        **bits,
+    )
 
 
 def real_images(data: str, size: int, num: int, *, seed: int = 0) -> torch.Tensor:
@@ -160,7 +165,7 @@ def evaluate_generators(
     data: str | None = "embedded",
     inception_weights: str | Path | None = None,
     progress: bool = True,
-) -> dict:
+) -> GeneratorEvaluation:
     """Sample every model (same seeds, so samples pair up), detect, and measure quality.
 
     ``models`` maps a role (``signed``, ``reference``, ``control``, ...) to a model; quality is
@@ -183,9 +188,10 @@ def evaluate_generators(
     if code is not None and kit.num_bits:  # how often other models' images read as this code
         for role, imgs in samples.items():
             if role != signed_role:
-                detection[role]["bit_agreement_with_signed_code"] = flag_statistics(
-                    kit, imgs, code=code
-                )["bit_accuracy"]
+                agreement = flag_statistics(kit, imgs, code=code).bit_accuracy
+                detection[role] = dataclasses.replace(
+                    detection[role], bit_agreement_with_signed_code=agreement
+                )
     quality: dict = {}
     if data:
         space = feature_space(inception_weights)
@@ -200,18 +206,17 @@ def evaluate_generators(
                     quality["vs_reference"][role] = distribution_distances(
                         space, samples[reference_role], imgs
                     )
-    thresholds = {f"{f:g}": kit.threshold(f) for f in (1e-2, 1e-3)}
-    results = {
-        "num_images": num_images,
-        "sample_steps": steps,
-        "seed": seed,
-        "code": code,
-        "thresholds": thresholds,
-        "models": {role: m.source for role, m in models.items()},
-        "detection": detection,
-        "quality": quality,
-    }
+    results = GeneratorEvaluation(
+        num_images=num_images,
+        sample_steps=steps,
+        seed=seed,
+        code=code,
+        thresholds={f"{f:g}": kit.threshold(f) for f in (1e-2, 1e-3)},
+        models={role: m.source for role, m in models.items()},
+        detection=detection,
+        quality=quality,
+    )
     from advsig.utils import write_text_atomic
 
-    write_text_atomic(out / "results.json", json.dumps(results, indent=2))
+    write_text_atomic(out / "results.json", json.dumps(results.to_json_dict(), indent=2))
     return results

@@ -80,7 +80,8 @@ def _own_latents(model: LatentDiffusion, path: Path, config) -> torch.Tensor:
 def round_trip_survival(
     kit, vae: nn.Module, images: torch.Tensor, *, code: str | None, signer: Callable
 ) -> dict:
-    """Is the signature still readable after the autoencoder? Flag statistics of W(x) and D(E(W(x))).
+    """Is the signature still readable after the autoencoder? :class:`FlagStatistics` of W(x),
+    D(E(W(x))) and D(E(x)).
 
     ``images`` float (N, 3, s, s) in [0, 1]; both sets are rounded to 8 bits as saved images would
     be. What the ``data`` / ``self`` recipes can at best teach the denoiser is the second set.
@@ -101,7 +102,7 @@ def round_trip_survival(
         "signed": flag_statistics(kit, signed.cpu(), code=code),
         "signed_after_autoencoder": flag_statistics(kit, trip, code=code),
         "clean_after_autoencoder": flag_statistics(kit, clean, code=code),
-    }
+    }  # each a FlagStatistics
 
 
 def _detector_loss(signer: Signer, images: torch.Tensor) -> torch.Tensor:
@@ -242,8 +243,9 @@ def _survival(signer: Signer, vae: nn.Module, source, config) -> dict:
     if kit.detector is None or kit.calibration is None:
         return {"measured": False, "why": "injector-only kit: no detector to read the signature"}
     images = source.sample(64, torch.Generator().manual_seed(config.seed + 99))
-    stats = round_trip_survival(kit, vae, images, code=signer.code_hex, signer=signer)
-    rate = stats["signed_after_autoencoder"]["flag_rate_1e-3"]
+    sets = round_trip_survival(kit, vae, images, code=signer.code_hex, signer=signer)
+    rate = sets["signed_after_autoencoder"].flag_rate_1e3
+    stats: dict = {name: s.to_json_dict() for name, s in sets.items()}  # for advsig.json
     stats["measured"] = True
     stats["survives"] = rate >= SURVIVAL_WARNING
     if not stats["survives"]:
@@ -251,6 +253,6 @@ def _survival(signer: Signer, vae: nn.Module, source, config) -> dict:
             "the signature does not survive the autoencoder: %.0f%% of D(E(W(x))) flagged "
             "(W(x): %.0f%%). Its ~2/255 residual is removed by the VAE bottleneck, so the "
             "denoiser cannot learn it from latents; strategy 'decoder' signs this model",
-            100 * rate, 100 * stats["signed"]["flag_rate_1e-3"],
+            100 * rate, 100 * sets["signed"].flag_rate_1e3,
         )  # fmt: skip
     return stats

@@ -23,6 +23,7 @@ from advsig.errors import ConfigError
 from advsig.generators.base import load_generator
 from advsig.generators.evaluate import flag_statistics, sample_set
 from advsig.generators.finetune import FinetuneConfig
+from advsig.types import PersistenceResult
 from advsig.utils import write_text_atomic
 
 logger = logging.getLogger(__name__)
@@ -60,7 +61,9 @@ class PersistenceConfig:
             raise ConfigError(f"milestones must be distinct, increasing and >= 0, got {ms}")
 
 
-def finetune_attack(kit, config: PersistenceConfig, *, code: str | None = None) -> dict:
+def finetune_attack(
+    kit, config: PersistenceConfig, *, code: str | None = None
+) -> PersistenceResult:
     """Run the staged attack; returns (and writes ``out/persistence.json``) the flag rates."""
     from advsig.generators.finetune import finetune_generator
 
@@ -89,27 +92,24 @@ def finetune_attack(kit, config: PersistenceConfig, *, code: str | None = None) 
             steps=config.sample_steps, seed=config.seed, progress=False,
         )  # fmt: skip
         stats = flag_statistics(kit, images, code=code)
-        rows.append({"attacker_steps": milestone, **stats})
-        logger.info(
-            "after %d attacker steps: %.1f%% flagged", milestone, 100 * stats["flag_rate_1e-3"]
-        )
-    result = {
-        "attack": "finetune",
-        "family": signed.family,
-        "attacker_strategy": strategy,
-        "model": str(config.model),
-        "code": code,
-        "config": {k: v for k, v in vars(config).items()},
-        "thresholds": {f"{f:g}": kit.threshold(f) for f in (1e-2, 1e-3)},
-        "milestones": rows,
-    }
+        rows.append((milestone, stats))
+        logger.info("after %d attacker steps: %.1f%% flagged", milestone, 100 * stats.flag_rate_1e3)
+    result = PersistenceResult(
+        family=signed.family,
+        attacker_strategy=strategy,
+        model=str(config.model),
+        code=code,
+        config=dict(vars(config)),
+        thresholds={f"{f:g}": kit.threshold(f) for f in (1e-2, 1e-3)},
+        milestones=rows,
+    )
     out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / "persistence.json", json.dumps(result, indent=2))
+    write_text_atomic(out / "persistence.json", json.dumps(result.to_json_dict(), indent=2))
     return result
 
 
 def persistence_table(result: dict) -> list[str]:
-    """Markdown lines: flag rate after each milestone."""
+    """Markdown lines: flag rate after each milestone (``result``: ``persistence.json``'s dict)."""
     lines = [
         f"Attacker: fine-tunes the signed {result['family']} model on clean images "
         f"(strategy `{result['attacker_strategy']}`, lr {result['config']['lr']:g}).",

@@ -64,8 +64,8 @@ PY
 # 8. base-v2-odd7 (stop 28): 500 steps from base-v2-odd5-eps0.1 with flat clean negatives
 #    (flat_weight 1: smoothed crops, faint crops, colour ramps, all labelled clean), 61 min on a
 #    busy 2-core machine (about 15 min alone).
-# 9. base-v2-odd8 (stop 28): 400 steps from base-v2-odd7, half the flat negatives carrying a
-#    one-image high-pass transplant (flat_forgeries).
+# 9. base-v2-odd8 (stop 28; tried, not kept: TPR 0.47): 400 steps from base-v2-odd7, half the
+#    flat negatives carrying a one-image high-pass transplant (flat_forgeries), 16 min.
 python - <<'PY'
 from advsig.training.presets import preset_config
 from advsig.training.trainer import train_signature
@@ -79,5 +79,16 @@ train_signature(preset_config(
 train_signature(preset_config(
     "base-v2-odd", out="runs/base-v2-odd8", init_kit="runs/base-v2-odd7", steps=400, seed=5,
     flat_forgeries=True, **common,
+))
+PY
+# 10. base-v2-odd9 (stop 28): base-v2-odd7 + 500 steps with flat_weight 1, 19 min.
+python - <<'PY'
+from advsig.training.presets import preset_config
+from advsig.training.trainer import train_signature
+
+train_signature(preset_config(
+    "base-v2-odd", data="embedded", out="runs/base-v2-odd9", init_kit="runs/base-v2-odd7",
+    steps=500, transplant_weight=1.0, lifted_negatives=False, trusted_positives=True,
+    flat_weight=1.0, seed=6, resume="latest",
 ))
 PY

@@ -72,7 +72,7 @@ def test_a_new_family_is_one_registration(monkeypatch):
             "toy-pixel-copy",
             ("data",),
             loader="advsig.generators.pixel:load_pixel_diffusion",
-            recipe="advsig.generators.pixel_finetune:pixel_recipe",
+            recipe="advsig.generators.pixel_finetune:PixelRecipe",
             toy="advsig.generators.pixel:toy_pixel_diffusion",
         )
     )

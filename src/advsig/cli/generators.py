@@ -115,12 +115,13 @@ def finetune(
     Example: advsig finetune --model ddpm-32 --kit small --code 2a5f --lr 2e-3 --steps 600 --out signed-ddpm
     """
     from advsig.errors import ConfigError
+    from advsig.generators.base import generator_family
     from advsig.generators.families import get_family
-    from advsig.generators.finetune import FinetuneConfig, family_of, finetune_generator
+    from advsig.generators.finetune import FinetuneConfig, finetune_generator
 
     if control == (kit is not None) and not presigned:
         raise ConfigError("give --kit to sign, or --control for the unsigned control model")
-    family = family_of(model)
+    family = generator_family(model)
     strategy = strategy or get_family(family).default_strategy
     get_family(family).check_strategy(strategy)
     config = FinetuneConfig(

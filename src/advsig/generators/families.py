@@ -82,7 +82,7 @@ register_family(
         "pixel",
         ("data", "self", "distill"),
         loader="advsig.generators.pixel:load_pixel_diffusion",
-        recipe="advsig.generators.pixel_finetune:pixel_recipe",
+        recipe="advsig.generators.pixel_finetune:PixelRecipe",
         toy="advsig.generators.pixel:toy_pixel_diffusion",
     )
 )
@@ -91,7 +91,7 @@ register_family(
         "latent",
         ("decoder", "data", "self"),
         loader="advsig.generators.latent:load_latent_diffusion",
-        recipe="advsig.generators.latent_finetune:latent_recipe",
+        recipe="advsig.generators.latent_finetune:LatentRecipe",
         toy="advsig.generators.latent:toy_latent_diffusion",
     )
 )
@@ -100,7 +100,7 @@ register_family(
         "gan",
         ("distill", "data"),
         loader="advsig.generators.gan:load_gan",
-        recipe="advsig.generators.gan_finetune:gan_recipe",
+        recipe="advsig.generators.gan_finetune:GanRecipe",
         toy="advsig.generators.gan:toy_gan",
     )
 )

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from advsig.errors import ConfigError
-from advsig.generators.base import generator_family, load_generator
+from advsig.generators.base import load_generator
 from advsig.generators.families import all_strategies, get_family
 from advsig.generators.training_data import Signer
 from advsig.training.engine import Engine, LoopConfig
@@ -117,16 +117,6 @@ class FinetuneConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-def default_strategy(family: str) -> str:
-    """The recipe used when none is named: the fastest one that signs every sample."""
-    return get_family(family).default_strategy
-
-
-def family_of(name_or_path: str | Path) -> str:
-    """The family of a model folder, shipped name or Hub id."""
-    return generator_family(name_or_path)
 
 
 def finetune_generator(config: FinetuneConfig, *, model=None, family: str | None = None) -> Path:

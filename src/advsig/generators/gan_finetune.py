@@ -183,7 +183,3 @@ class GanRecipe:
         GanModel(ema.cpu(), spec, self.model.source, None, d_out.cpu() if d_out else None).save(
             out, provenance=provenance
         )
-
-
-def gan_recipe(model, config, engine, signer, work: Path) -> GanRecipe:
-    return GanRecipe(model, config, engine, signer, work)

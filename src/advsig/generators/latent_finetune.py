@@ -233,10 +233,6 @@ class LatentRecipe:
         save_latent_diffusion(result, out, provenance=provenance)
 
 
-def latent_recipe(model, config, engine, signer, work: Path) -> LatentRecipe:
-    return LatentRecipe(model, config, engine, signer, work)
-
-
 def _survival(signer: Signer, vae: nn.Module, source, config) -> dict:
     """Round-trip survival on 64 training images, or why it was not measured."""
     kit = signer.kit

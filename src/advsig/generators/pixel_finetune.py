@@ -79,7 +79,3 @@ class PixelRecipe:
     def save(self, ema: torch.nn.Module, out: Path, provenance: dict) -> None:
         result = PixelDiffusion(ema, self.model.scheduler, self.model.source)
         save_pixel_diffusion(result, out, provenance=provenance)
-
-
-def pixel_recipe(model, config, engine, signer, work: Path) -> PixelRecipe:
-    return PixelRecipe(model, config, engine, signer, work)

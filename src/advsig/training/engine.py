@@ -99,7 +99,6 @@ class LoopResult:
     """What a finished loop hands back: the EMA module (``None`` without EMA) and timings."""
 
     wall_time_s: float
-    start_step: int
     ema: nn.Module | None
     extra: dict
 
@@ -205,7 +204,7 @@ class Engine:
         acc.end_training()
         if ema is not None:
             ema.copy_to(ema_copy.parameters())
-        return LoopResult(wall, start_step, ema_copy, recipe.extra)
+        return LoopResult(wall, ema_copy, recipe.extra)
 
     def _checkpoint(self, recipe: Recipe, saved: dict, step: int, elapsed: float) -> None:
         acc = self.accelerator

@@ -107,8 +107,7 @@ def train_signature(config: TrainConfig) -> Kit:
     recipe = _SignatureRecipe(config, injector, detector, train_src, engine)
     result = engine.run(recipe)
     wall = result.wall_time_s
-    injector, detector = recipe.modules["injector"], recipe.modules["detector"]
-    inj, det = injector.eval(), detector.eval()
+    inj, det = injector.eval(), detector.eval()  # the trained modules (Accelerate wraps in place)
     kit = Kit(
         inj, det, work_size=config.work_size, tile_size=config.crop_size,
         detect_scales=config.detect_scales,

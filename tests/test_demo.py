@@ -42,7 +42,9 @@ def test_demo_generator_section_writes_summary_report_and_grids(tmp_path):
     for family in families:
         entry = data["generators"][family]
         assert set(entry) == keys  # the same keys for every family
-        assert entry == json.loads(json.dumps(summary.generators[family]))
+        result = summary.generators[family]
+        assert entry == json.loads(json.dumps(result.to_json_dict()))
+        assert entry["signed_flag_rate"] == result.flag_rate("signed")
         for key in ("signed_flag_rate", "original_flag_rate", "control_flag_rate", "bit_accuracy"):
             assert 0 <= entry[key] <= 1
         assert entry["num_samples"] == DEMO_TEST_SAMPLES

@@ -286,7 +286,8 @@ class TrainConfig:
             :class:`InjectorConfig`); ``None`` keeps the network's (or the seed kit's) own.
         binding_floor: replaces the injector's and the detector's (see
             :class:`InjectorConfig`); ``None`` keeps theirs.
-        odd_score: replaces the detector's (see :class:`DetectorConfig`); ``None`` keeps it.
+        odd_score / stem_eps: replace the detector's (see :class:`DetectorConfig`); ``None``
+            keeps its own (or the seed kit's).
         trusted_positives: weigh each signed crop's detection loss by the keyed mask's mean
             trust on it (``ContentBinding.weight``, 0 on flat crops, near 1 on textured ones;
             needs ``binding_floor`` > 0). Why: where the mask fades the signature is faint by
@@ -300,6 +301,11 @@ class TrainConfig:
         flat_forgeries: half of the flat negatives also carry another signed crop's high-pass at
             38-48 dB (labelled clean; W gets the gradient). Why: a one-image transplant onto a
             flat photo region was the forgery the flat-trained kit still let through (stop 28).
+        upscaled_weight: weight of upscaled clean negatives: each clean crop shrunk 1.5-2.5x,
+            saved to 8 bits and magnified back bilinearly, labelled clean. Why: the kit reads
+            images of at most half its working size again at 2x, and those soft magnified reads
+            set the 96 and 128 px thresholds of the odd kits far above their signed scores
+            (stop 29).
         removal_weight: weight of removal positives, each signed crop minus the mean residual
             of the batch's other crops (35-45 dB), labelled signed. Why: any part of the
             signature that is the same on every image can be estimated and subtracted; F must
@@ -351,9 +357,11 @@ class TrainConfig:
     residual_chroma: float | None = None
     binding_floor: float | None = None
     odd_score: bool | None = None
+    stem_eps: float | None = None
     trusted_positives: bool = False
     flat_weight: float = 0.0
     flat_forgeries: bool = False
+    upscaled_weight: float = 0.0
     bit_weight: float = 1.0
     bit_weight_start: int = 0
 
@@ -372,6 +380,8 @@ class TrainConfig:
             raise ConfigError(f"bit_weight must be >= 0, got {self.bit_weight!r}")
         if self.flat_weight < 0:
             raise ConfigError(f"flat_weight must be >= 0, got {self.flat_weight!r}")
+        if self.upscaled_weight < 0:
+            raise ConfigError(f"upscaled_weight must be >= 0, got {self.upscaled_weight!r}")
         if self.removal_weight < 0:
             raise ConfigError(f"removal_weight must be >= 0, got {self.removal_weight!r}")
         for name in ("steps", "batch_size", "crop_size", "work_size", "checkpoint_every"):

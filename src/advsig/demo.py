@@ -25,6 +25,7 @@ from advsig.data.writers import save_image
 from advsig.errors import ConfigError
 from advsig.html_report import write_html_report
 from advsig.kit import Kit
+from advsig.types import FamilyDemoResult
 from advsig.utils import atomic_path, write_text_atomic
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ class DemoSummary:
     psnr_db: dict[str, float]
     attacks: list[AttackRow]
     wall_time_s: float
-    generators: dict = field(default_factory=dict)
+    generators: dict[str, FamilyDemoResult] = field(default_factory=dict)  # by demo name
 
 
 def difference_panel(
@@ -145,7 +146,7 @@ def run_demo(
                 mean_clean_score=float(c_logits[:, 0].mean()),
             )
         )
-    gen_entries = {}
+    gen_entries: dict[str, FamilyDemoResult] = {}
     from advsig.generators.demo import DEMO_GENERATORS, run_generator_demo
 
     unknown = [f for f in generators if f not in DEMO_GENERATORS]
@@ -168,7 +169,11 @@ def run_demo(
     write_text_atomic(out / "report.md", render_report(summary))
     write_html_report(out / "report.md")
     core = {k: v for k, v in asdict(summary).items() if k != "generators"}
-    payload = {"core": core, "generators": gen_entries, "wall_time_s": summary.wall_time_s}
+    payload = {
+        "core": core,
+        "generators": {name: r.to_json_dict() for name, r in gen_entries.items()},
+        "wall_time_s": summary.wall_time_s,
+    }
     write_text_atomic(out / "summary.json", json.dumps(payload, indent=2) + "\n")
     return summary
 
@@ -222,8 +227,8 @@ def render_report(s: DemoSummary) -> str:
     if s.generators:
         from advsig.generators.demo import GENERATOR_NOTES, render_generator_section
 
-        for family, entry in s.generators.items():
-            lines += render_generator_section(family, entry)
+        for name, result in s.generators.items():
+            lines += render_generator_section(name, result)
         lines += GENERATOR_NOTES
     lines += [f"Wall time: {s.wall_time_s:.0f} s.", ""]
     return "\n".join(lines)

@@ -140,3 +140,50 @@ class PersistenceResult:
                 for steps, stats in self.milestones
             ],
         }
+
+
+@dataclass(frozen=True)
+class FamilyDemoResult:
+    """One generator family's part of ``advsig demo``: a signed fine-tune, a control fine-tune
+    and the original, sampled with the same seeds and read by the same kit."""
+
+    family: str
+    model: str
+    strategy: str
+    kit: str
+    code: str | None
+    finetune_steps: int
+    finetune_wall_time_s: dict[str, float | None]  # "signed" / "control" -> seconds
+    sample_steps: int
+    fpr: float
+    threshold: float
+    evaluation: GeneratorEvaluation
+
+    def flag_rate(self, role: str) -> float:
+        """Share of ``role``'s samples flagged at FPR 1e-3 (``signed``, ``original``, ``control``)."""
+        return self.evaluation.detection[role].flag_rate_1e3
+
+    def to_json_dict(self) -> dict:
+        """The ``generators.<family>`` entry of the demo's ``summary.json``."""
+        signed = self.evaluation.detection["signed"]
+        return {
+            **{
+                f"{role}_flag_rate": self.flag_rate(role)
+                for role in ("signed", "original", "control")
+            },
+            "bit_accuracy": signed.bit_accuracy,
+            "exact_code_rate": signed.exact_code_rate,
+            "num_samples": self.evaluation.num_images,
+            "fpr": self.fpr,
+            "threshold": self.threshold,
+            "code": self.code,
+            "kit": self.kit,
+            "model": self.model,
+            "family": self.family,
+            "strategy": self.strategy,
+            "finetune_steps": self.finetune_steps,
+            "finetune_wall_time_s": self.finetune_wall_time_s,
+            "sample_steps": self.sample_steps,
+            "quality": self.evaluation.quality,
+            "detection": {r: s.to_json_dict() for r, s in self.evaluation.detection.items()},
+        }

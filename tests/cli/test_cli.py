@@ -123,6 +123,14 @@ def test_calibrate_sets_thresholds_from_a_folder_and_switches_the_reference(
     assert again.returncode == 1 and "not an empty folder" in again.stderr
     v1 = run_cli("calibrate", tiny_v1_kit_dir, tmp_path / "v1", *args, "--score-reference", "decoy")
     assert v1.returncode == 1 and "v1" in v1.stderr
+    light = run_cli("calibrate", tiny_kit_dir, tmp_path / "light", *args, "--processed", "light")
+    assert light.returncode == 0, light.stderr
+    for label in ("jpeg90", "jpeg75", "resize0.5-back", "noise0.02", "brightness1.3"):
+        assert f"  clean crops after {label}: 40, max score" in light.stdout
+    processed = json.loads((tmp_path / "light" / "config.json").read_text())
+    assert len(processed["training"]["calibration"]["processed"]) == 5
+    bad = run_cli("calibrate", tiny_kit_dir, tmp_path / "bad", *args, "--processed", "jpeg7")
+    assert bad.returncode != 0 and "unknown attack 'jpeg7'" in bad.stderr
 
 
 def test_env_prints_versions():

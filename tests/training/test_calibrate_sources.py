@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from advsig.bench.runner import resolve_attacks
 from advsig.codes.calibration import StratifiedCalibration
 from advsig.data.io import list_images
 from advsig.kit import Kit
@@ -29,3 +30,21 @@ def test_whole_images_get_a_stratum_per_source_and_size(tiny_kit_dir, photo_fold
     worst = max(cal.strata["32px"].threshold(1e-2), cal.strata["32px:ddpm-samples"].threshold(1e-2))
     assert kit.threshold(1e-2, size=(32, 32)) == worst[0]
     assert kit.threshold(1e-2, size=(128, 128)) == cal.strata["128px"].threshold(1e-2)[0]
+
+
+def test_processed_clean_crops_get_a_stratum_each_and_the_worst_case_decides(
+    tiny_kit_dir, photo_folder, monkeypatch
+):
+    monkeypatch.setattr(trainer, "MIN_STRATUM", 5)
+    kit = Kit.from_pretrained(tiny_kit_dir)
+    attacks = resolve_attacks("jpeg75,noise0.02")
+    summary = trainer.calibrate(kit, list_images(photo_folder), num=100, seed=0, processed=attacks)
+    cal = kit.calibration
+    assert summary["processed"] == ["jpeg75", "noise0.02"]
+    for size in ("32px", "64px", "128px"):
+        assert cal.strata[f"{size}:jpeg75"].num_clean == cal.strata[size].num_clean == 20
+    # The processed crops really are processed: their scores differ from the plain crops'.
+    plain, noisy = cal.strata["64px"], cal.strata["64px:noise0.02"]
+    assert plain.to_dict() != noisy.to_dict()
+    worst = max(cal.strata[f"64px{s}"].threshold(1e-2)[0] for s in ("", ":jpeg75", ":noise0.02"))
+    assert kit.threshold(1e-2, size=(64, 64)) == worst

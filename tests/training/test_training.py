@@ -13,7 +13,7 @@ from advsig.config import TrainConfig
 from advsig.errors import ConfigError
 from advsig.kit import Kit
 from advsig.training.checkpoint import list_checkpoints
-from advsig.training.presets import preset_config
+from advsig.training.presets import PRESETS, preset_config
 from advsig.training.trainer import train_signature
 
 
@@ -92,6 +92,15 @@ def test_presets_fill_a_config():
     cfg = preset_config("base", data="embedded", out="x", num_bits=48, steps=None)
     assert cfg.num_bits == 48 and cfg.steps > 0 and cfg.injector == "injector-base"
     assert preset_config("paper", data="embedded", out="x").detector == "detector-paper"
+    for name in PRESETS:  # every preset is a valid configuration
+        assert preset_config(name, data="embedded", out="x").preset == name
+
+
+def test_detector_overrides_reach_the_trained_detector(tmp_path):
+    """``stem_eps`` (like ``odd_score``) replaces the detector's own: on the tiny detector, which
+    has no GroupNorm for it, the override is refused by name instead of ignored."""
+    with pytest.raises(ConfigError, match="stem_eps"):
+        train_signature(_config(tmp_path / "k", steps=1, stem_eps=0.1))
 
 
 def test_a_few_hundred_steps_separate_signed_from_clean(trained_tiny_kit):
@@ -292,3 +301,23 @@ def test_flat_forgeries_carry_another_crops_highpass_and_teach_w():
     forged.sum().backward()
     assert signed.grad is not None and signed.grad.abs().sum() > 0
     assert not plain.requires_grad
+
+
+def test_upscaled_negatives_are_soft_magnified_crops_and_train(tmp_path):
+    """Upscaled negatives keep each crop's content at lower resolution (what the kit's 2x read
+    of a small image looks like), none are drawn at weight 0, and a run with them trains."""
+    from advsig.modules.binding import highpass
+    from advsig.training.trainer import _upscaled_negatives
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 3, 48, 48, generator=gen)
+    soft = _upscaled_negatives(x, _config("unused", upscaled_weight=1.0), gen)
+    assert soft.shape == x.shape
+    assert highpass(soft, 1.0).square().mean() < 0.5 * highpass(x, 1.0).square().mean()
+    low = torch.nn.functional.avg_pool2d
+    assert (low(soft, 8) - low(x, 8)).abs().max() < 0.1  # the same picture, softened
+    assert _upscaled_negatives(x, _config("unused"), gen).shape[0] == 0
+    with pytest.raises(ConfigError, match="upscaled_weight"):
+        _config("unused", upscaled_weight=-1.0)
+    kit = train_signature(_config(tmp_path / "k", steps=4, upscaled_weight=1.0, flat_weight=0.5))
+    assert kit.training["config"]["upscaled_weight"] == 1.0

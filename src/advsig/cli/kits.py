@@ -27,6 +27,9 @@ def export_injector(
     typer.echo(f"injector-only kit written to {out}")
 
 
+LIGHT_PROCESSING = "jpeg90,jpeg75,resize0.5-back,noise0.02,brightness1.3"
+
+
 def calibrate(
     kit: Annotated[str, typer.Argument(help="Full kit (folder, shipped name or Hub id).")],
     out: Annotated[Path, typer.Argument(help="Folder to write the recalibrated kit to.")],
@@ -61,6 +64,16 @@ def calibrate(
             "case over sources. Repeatable.",
         ),
     ] = None,
+    processed: Annotated[
+        str | None,
+        typer.Option(
+            "--processed",
+            help="Also score every clean crop after each of these attacks (labels as in "
+            "'advsig bench --attacks', e.g. jpeg90,jpeg75,resize0.5-back,noise0.02,"
+            "brightness1.3, or 'light' for those five); each is a source of its own and "
+            "thresholds take the worst case, so the stated FPR holds for processed photos too.",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed for the crops.")] = 0,
 ) -> None:
     """Set a kit's thresholds from clean images (yours, or the embedded validation photos).
@@ -70,6 +83,7 @@ def calibrate(
     the held-out split); --whole folders are scored image by image, unchanged.
 
     Example: advsig calibrate small-v2 my-kit/ --whole unsigned-ddpm-samples/
+    Example: advsig calibrate base-v2-light my-kit/ --processed light
     """
     from advsig.data.datasets import resolve_training_data
     from advsig.data.io import list_images
@@ -91,7 +105,14 @@ def calibrate(
         sources = list_images(data)
         if not sources:
             raise ConfigError(f"{data}: no images to calibrate on")
-    summary = calibrate_kit(loaded, sources, num=num, seed=seed, whole=_whole_sources(whole or []))
+    attacks = None
+    if processed:
+        from advsig.bench.runner import resolve_attacks
+
+        attacks = resolve_attacks(LIGHT_PROCESSING if processed == "light" else processed)
+    summary = calibrate_kit(
+        loaded, sources, num=num, seed=seed, whole=_whole_sources(whole or []), processed=attacks
+    )
     record = {"data": data, "num": num, **summary}
     loaded.training = {**loaded.training, "calibration": record}
     loaded.save_pretrained(out)
@@ -102,7 +123,8 @@ def calibrate(
         f"TPR {summary['tpr']['0.001']:.3f} on {summary['num_signed']} signed; written to {out}"
     )
     for label, row in summary.get("whole", {}).items():
-        typer.echo(f"  {label}: {row['num']} images scored whole, max score {row['score_max']:.3f}")
+        what = "clean crops after" if label in summary.get("processed", []) else "images whole:"
+        typer.echo(f"  {what} {label}: {row['num']}, max score {row['score_max']:.3f}")
     if summary.get("whole_too_small"):
         typer.echo(f"  {summary['whole_too_small']} images below the kit's smallest size left out")
 

@@ -20,6 +20,7 @@ from advsig.generators.base import load_generator
 from advsig.generators.evaluate import evaluate_generators
 from advsig.generators.finetune import FinetuneConfig, finetune_generator
 from advsig.generators.report import detection_table, quality_table, sample_grid
+from advsig.types import FamilyDemoResult
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,8 @@ def run_generator_demo(
     steps: int | None = None,
     num_samples: int = 64,
     seed: int = 0,
-) -> dict:
-    """Run one family's part of the demo under ``out``; return its ``generators.<family>`` entry.
+) -> FamilyDemoResult:
+    """Run one family's part of the demo under ``out``.
 
     Fine-tunes resume from their checkpoints, and samples already on disk are reused, so an
     interrupted demo picks up where it stopped.
@@ -106,55 +107,37 @@ def run_generator_demo(
     )  # fmt: skip
     for role in models:
         sample_grid(out / f"{family}-eval" / "samples" / role, out / f"{family}-{role}.png", num=32)
-    det = results.detection
-    signed_prov = models["signed"].provenance or {}
-    control_prov = models["control"].provenance or {}
-    return {
-        "signed_flag_rate": det["signed"].flag_rate_1e3,
-        "original_flag_rate": det["original"].flag_rate_1e3,
-        "control_flag_rate": det["control"].flag_rate_1e3,
-        "bit_accuracy": det["signed"].bit_accuracy,
-        "exact_code_rate": det["signed"].exact_code_rate,
-        "num_samples": num_samples,
-        "fpr": 1e-3,
-        "threshold": results.thresholds["0.001"],
-        "code": code,
-        "kit": kit_name,
-        "model": recipe.model,
-        "family": models["signed"].family,
-        "strategy": recipe.strategy,
-        "finetune_steps": steps,
-        "finetune_wall_time_s": {
-            "signed": signed_prov.get("wall_time_s"),
-            "control": control_prov.get("wall_time_s"),
+    return FamilyDemoResult(
+        family=models["signed"].family, model=recipe.model, strategy=recipe.strategy,
+        kit=kit_name, code=code, finetune_steps=steps,
+        finetune_wall_time_s={
+            role: (models[role].provenance or {}).get("wall_time_s")
+            for role in ("signed", "control")
         },
-        "sample_steps": recipe.sample_steps,
-        "quality": results.quality,
-        "detection": {role: stats.to_json_dict() for role, stats in det.items()},
-    }
+        sample_steps=recipe.sample_steps, fpr=1e-3, threshold=results.thresholds["0.001"],
+        evaluation=results,
+    )  # fmt: skip
 
 
 def render_generator_section(
-    family: str, entry: dict, *, image_dir: str = "generators"
+    name: str, result: FamilyDemoResult, *, image_dir: str = "generators"
 ) -> list[str]:
     """One family's report section (Markdown lines); grids are under ``image_dir``."""
-    recipe = DEMO_GENERATORS[family]
-    results = {"detection": entry["detection"], "quality": entry["quality"]}
-    wall = entry["finetune_wall_time_s"]
+    recipe = DEMO_GENERATORS[name]
+    results = result.evaluation.to_json_dict()
+    wall = result.finetune_wall_time_s
     sampling = (
-        "one forward pass each"
-        if entry.get("family") == "gan"
-        else f"DDIM {entry['sample_steps']} steps"
+        "one forward pass each" if result.family == "gan" else f"DDIM {result.sample_steps} steps"
     )
     return [
         f"## Signing a generator: {recipe.title}",
         "",
-        f"The shipped `{entry['model']}` (pre-trained on clean embedded photos) was "
-        f"{recipe.what}, strategy `{entry['strategy']}`, for {entry['finetune_steps']} steps with "
-        f"kit `{entry['kit']}` and code `{entry['code']}` ({_seconds(wall['signed'])}); a "
+        f"The shipped `{result.model}` (pre-trained on clean embedded photos) was "
+        f"{recipe.what}, strategy `{result.strategy}`, for {result.finetune_steps} steps with "
+        f"kit `{result.kit}` and code `{result.code}` ({_seconds(wall['signed'])}); a "
         f"control copy got the same steps without the signature ({_seconds(wall['control'])}). "
-        f"{entry['num_samples']} samples per model ({sampling}, the same seeds for all three). "
-        f"Threshold: score >= {entry['threshold']:.2f} (FPR {entry['fpr']:g} on clean photos).",
+        f"{result.evaluation.num_images} samples per model ({sampling}, the same seeds for all "
+        f"three). Threshold: score >= {result.threshold:.2f} (FPR {result.fpr:g} on clean photos).",
         "",
         *detection_table(results),
         "",
@@ -164,7 +147,7 @@ def render_generator_section(
         "|---|---|---|",
         "| "
         + " | ".join(
-            f"![{r}]({image_dir}/{family}-{r}.png)" for r in ("original", "control", "signed")
+            f"![{r}]({image_dir}/{name}-{r}.png)" for r in ("original", "control", "signed")
         )
         + " |",
         "",

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advsig.attacks.forgery import scale_to_psnr
+from advsig.attacks.forgery import round8, scale_to_psnr
 from advsig.codes.calibration import Calibration, StratifiedCalibration
 from advsig.config import INJECTOR_OVERRIDES, TrainConfig
 from advsig.data.datasets import ImagePool, RandomCrops, fitted_size, resolve_training_data
@@ -80,6 +80,8 @@ def train_signature(config: TrainConfig) -> Kit:
         det_cfg = dataclasses.replace(det_cfg, binding_floor=config.binding_floor)
     if config.odd_score is not None:
         det_cfg = dataclasses.replace(det_cfg, odd_score=config.odd_score)
+    if config.stem_eps is not None:
+        det_cfg = dataclasses.replace(det_cfg, stem_eps=config.stem_eps)
     # F trains on its raw logit; the decoy reference is applied only once training is done.
     # Why: trained on the difference, F learns to tell the kit's mask from the decoy's on
     # clean images (both are functions of the image), which defeats the reference.
@@ -185,6 +187,8 @@ class _SignatureRecipe:
             *views, clean = _shifted_window([*views, x], config, gen)  # (B, 3, crop, crop)
             num_views = len(views)
             flat = _flat_negatives(clean, config, gen, signed=views[0])  # (B or 0, 3, crop, crop)
+            soft = _upscaled_negatives(clean, config, gen)  # (B or 0, 3, crop, crop)
+            flat = torch.cat([flat, soft])
             views = torch.cat(views)  # (V*B, 3, crop, crop): signed, removals, then forgeries
             if float(torch.rand((), generator=gen)) < _augment_probability(config, step):
                 views, clean = self.augment(views, clean.repeat(num_views, 1, 1, 1))
@@ -212,9 +216,14 @@ class _SignatureRecipe:
                     forged, target[p:-b]
                 )
             if len(flat):
-                det_loss = det_loss + config.flat_weight * F.binary_cross_entropy_with_logits(
-                    flat_logits, torch.full_like(flat_logits, config.negative_label)
-                )
+                weight = torch.cat([
+                    torch.full((len(flat) - len(soft),), config.flat_weight),
+                    torch.full((len(soft),), config.upscaled_weight),
+                ]).to(flat_logits.device)  # fmt: skip
+                det_loss = det_loss + F.binary_cross_entropy_with_logits(
+                    flat_logits, torch.full_like(flat_logits, config.negative_label),
+                    weight=weight, reduction="sum",
+                ) / max(1, len(x))  # fmt: skip
             bit_loss = (
                 F.binary_cross_entropy_with_logits(logits[:b, 1:], bits) if n else det_loss * 0
             )
@@ -326,6 +335,26 @@ def _flat_negatives(
     every_other = (torch.arange(b, device=clean.device) % 2 == 1).view(b, 1, 1, 1)
     forged = (flat + lifted * every_other).clamp(0, 1)
     return quantize_ste(forged) if config.quantize else forged
+
+
+def _upscaled_negatives(clean: torch.Tensor, config: TrainConfig, gen: torch.Generator):
+    """Small clean images as the kit's scale search reads them, labelled clean: (B, 3, c, c),
+    or (0, 3, c, c) when ``upscaled_weight`` is 0.
+
+    Each crop is shrunk 1.5-2.5x (as a small photo is), rounded to 8 bits (as it was saved),
+    and magnified back with the bilinear interpolation ``Kit`` uses for its 2x read of images
+    at most half the working size. Why: those reads set the thresholds of 96 and 128 px
+    images far above the signed scores (``base-v2-odd10``: 13.9 and 10.0 against -0.15 at
+    256 px), and nothing in training showed F a soft, magnified clean image.
+    """
+    b, _, h, w = clean.shape
+    if config.upscaled_weight == 0:
+        return clean[:0]
+    with torch.no_grad():
+        factor = _uniform(1.5, 2.5, gen)
+        small = F.interpolate(clean, size=(round(h / factor), round(w / factor)), mode="area")
+        small = (small.clamp(0, 1) * 255).round() / 255
+        return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
 
 
 def _positive_trust(injector, x: torch.Tensor, config: TrainConfig) -> torch.Tensor:
@@ -459,13 +488,18 @@ def calibrate(
     seed: int,
     min_size: int | None = None,
     whole: dict[str, list[torch.Tensor]] | None = None,
+    processed: list | None = None,
 ) -> dict:
     """Set the kit's calibration from clean validation images; measure signed ones too.
 
     ``whole``: more clean images by source name, scored as they are (e.g. unsigned samples of
     public generators, whose score tails measured fatter than photo crops' on ``small-v2``).
-    Each source gets its own stratum per size and decisions take the worst case, so the stated
-    false-positive rate holds for every source measured, not only for their mix.
+    ``processed``: attacks (``advsig.attacks``) applied to every clean crop, each processing
+    a source of its own (e.g. ``jpeg75``): the kit will judge JPEG-compressed, resized and
+    re-exposed clean photos, whose score tails are not the unprocessed crops' (one clean crop
+    of 64 crossed ``base-v2-odd7``'s threshold after noise 0.02 and another after brightness
+    1.3). Each source gets its own stratum per size and decisions take the worst case, so the
+    stated false-positive rate holds for every source measured, not only for their mix.
     Signed images are rounded to 8 bits, as they would be once saved.
     """
     min_size = min_size if min_size is not None else (kit.tile_size or 0)
@@ -477,7 +511,13 @@ def calibrate(
     for img, score in zip(clean, clean_scores):
         strata.setdefault(f"{img.shape[-1]}px", []).append(float(score))
     sizes = sorted(int(k.removesuffix("px")) for k in strata)
-    groups, too_small = whole_image_strata(kit, whole or {}, sizes)
+    whole = dict(whole or {})
+    attack_gen = torch.Generator().manual_seed(seed + 4242)
+    for attack in processed or []:
+        if attack.label in whole:
+            raise ConfigError(f"a clean source is already named {attack.label!r}")
+        whole[attack.label] = [round8(attack(img[None], generator=attack_gen)[0]) for img in clean]
+    groups, too_small = whole_image_strata(kit, whole, sizes)
     whole_summary: dict[str, dict] = {}
     for key, images in groups.items():
         scores = kit.logits(images)[:, 0].tolist()
@@ -513,4 +553,5 @@ def calibrate(
         "bit_accuracy": float(np.mean(bit_accs)) if bit_accs else None,
         "clean_score_max": float(np.max(clean_scores)),
         **({"whole": whole_summary, "whole_too_small": too_small} if whole else {}),
+        **({"processed": [a.label for a in processed]} if processed else {}),
     }

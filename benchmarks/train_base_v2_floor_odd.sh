@@ -92,3 +92,28 @@ train_signature(preset_config(
     flat_weight=1.0, seed=6, resume="latest",
 ))
 PY
+# 11. base-v2-odd10 (stop 29): base-v2-odd9 + 500 steps with the one-image lifted transplants
+#     back on (38-48 dB, high-pass and exact) beside the flat negatives; 26 min.
+python - <<'PY'
+from advsig.training.presets import preset_config
+from advsig.training.trainer import train_signature
+
+train_signature(preset_config(
+    "base-v2-odd", data="embedded", out="runs/base-v2-odd10", init_kit="runs/base-v2-odd9",
+    steps=500, transplant_weight=1.0, lifted_negatives=True, trusted_positives=True,
+    flat_weight=1.0, seed=7, resume="latest",
+))
+PY
+# 12. base-v2-odd11 (stop 29): base-v2-odd10 + 400 steps with upscaled clean negatives as well
+#     (upscaled_weight 1: crops shrunk 1.5-2.5x, saved to 8 bits, magnified back bilinearly, the
+#     kit's 2x read of small images); 32 min, part of it beside the test suite.
+python - <<'PY'
+from advsig.training.presets import preset_config
+from advsig.training.trainer import train_signature
+
+train_signature(preset_config(
+    "base-v2-odd", data="embedded", out="runs/base-v2-odd11", init_kit="runs/base-v2-odd10",
+    steps=400, transplant_weight=1.0, lifted_negatives=True, trusted_positives=True,
+    flat_weight=1.0, upscaled_weight=1.0, seed=8, resume="latest",
+))
+PY

@@ -20,6 +20,8 @@ negatives of ``base-v2-lifted``; ``base-v2-odd`` fine-tunes that (``--init-kit
 runs/base-v2-floor``, not shipped) with an odd signature score (``odd_score``), so a signature
 whose sign is scrambled from cell to cell scores zero at any strength. Both are experiments of
 stop 26 (benchmarks/train_base_v2_floor_odd.sh); neither kit is shipped.
+``base-v2-chroma-odd`` puts the three of stops 26-28 (odd score, floor, flat clean negatives)
+on ``base-v2-chroma`` in one stage (stop 29; benchmarks/train_base_v2_chroma_odd.sh).
 ``tiny`` is for tests and ``advsig demo --train-kit``.
 """
 
@@ -92,6 +94,20 @@ PRESETS["base-v2-odd"] = {
     "steps": 400,
     "init_kit": "runs/base-v2-floor",
     "odd_score": True,
+}
+# Stop 29: the odd score, the mask's floor and flat negatives (stops 26-28) on the colour kit,
+# whose code reads at 0.988 where the luma kits stay near 0.93, in one stage from the shipped kit.
+PRESETS["base-v2-chroma-odd"] = {
+    **PRESETS["base-v2-chroma"],
+    "init_kit": "base-v2-chroma",
+    "steps": 1000,
+    "checkpoint_every": 100,
+    "binding_floor": 0.012,
+    "odd_score": True,
+    "stem_eps": 0.1,
+    "transplant_weight": 1.0,
+    "trusted_positives": True,
+    "flat_weight": 1.0,
 }
 
 

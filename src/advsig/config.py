@@ -302,10 +302,10 @@ class TrainConfig:
             38-48 dB (labelled clean; W gets the gradient). Why: a one-image transplant onto a
             flat photo region was the forgery the flat-trained kit still let through (stop 28).
         upscaled_weight: weight of upscaled clean negatives: each clean crop shrunk 1.5-2.5x,
-            saved to 8 bits and magnified back bilinearly, labelled clean. Why: the kit reads
-            images of at most half its working size again at 2x, and those soft magnified reads
-            set the 96 and 128 px thresholds of the odd kits far above their signed scores
-            (stop 29).
+            saved to 8 bits and magnified back bilinearly, labelled clean. Why: the odd kits'
+            96 and 128 px thresholds sat far above their signed scores; soft clean crops as
+            negatives lowered them by 7-8 logits (stop 29). The kit's 2x read of small images
+            is not the cause: switching it off leaves those thresholds unchanged.
         removal_weight: weight of removal positives, each signed crop minus the mean residual
             of the batch's other crops (35-45 dB), labelled signed. Why: any part of the
             signature that is the same on every image can be estimated and subtracted; F must

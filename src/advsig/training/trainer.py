@@ -342,10 +342,10 @@ def _upscaled_negatives(clean: torch.Tensor, config: TrainConfig, gen: torch.Gen
     or (0, 3, c, c) when ``upscaled_weight`` is 0.
 
     Each crop is shrunk 1.5-2.5x (as a small photo is), rounded to 8 bits (as it was saved),
-    and magnified back with the bilinear interpolation ``Kit`` uses for its 2x read of images
-    at most half the working size. Why: those reads set the thresholds of 96 and 128 px
-    images far above the signed scores (``base-v2-odd10``: 13.9 and 10.0 against -0.15 at
-    256 px), and nothing in training showed F a soft, magnified clean image.
+    and magnified back bilinearly (as ``Kit`` reads small images at 2x). Why: the thresholds
+    of 96 and 128 px images sat far above the signed scores (``base-v2-odd10``: 13.9 and 10.0
+    against -0.15 at 256 px), and nothing in training showed F a soft clean image; these
+    negatives lowered them by 7-8 logits (stop 29).
     """
     b, _, h, w = clean.shape
     if config.upscaled_weight == 0:

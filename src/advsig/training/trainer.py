@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from advsig.attacks.base import Attack
 from advsig.attacks.forgery import round8, scale_to_psnr
 from advsig.codes.calibration import Calibration, StratifiedCalibration
 from advsig.config import INJECTOR_OVERRIDES, TrainConfig
@@ -216,14 +217,15 @@ class _SignatureRecipe:
                     forged, target[p:-b]
                 )
             if len(flat):
-                weight = torch.cat([
-                    torch.full((len(flat) - len(soft),), config.flat_weight),
-                    torch.full((len(soft),), config.upscaled_weight),
-                ]).to(flat_logits.device)  # fmt: skip
-                det_loss = det_loss + F.binary_cross_entropy_with_logits(
-                    flat_logits, torch.full_like(flat_logits, config.negative_label),
-                    weight=weight, reduction="sum",
-                ) / max(1, len(x))  # fmt: skip
+                clean_label = torch.full_like(flat_logits, config.negative_label)
+                bce = F.binary_cross_entropy_with_logits(flat_logits, clean_label, reduction="none")
+                cut = len(flat) - len(soft)  # flat negatives first, then the upscaled ones
+                for part, weight in (
+                    (bce[:cut], config.flat_weight),
+                    (bce[cut:], config.upscaled_weight),
+                ):
+                    if len(part):
+                        det_loss = det_loss + weight * part.mean()
             bit_loss = (
                 F.binary_cross_entropy_with_logits(logits[:b, 1:], bits) if n else det_loss * 0
             )
@@ -338,8 +340,8 @@ def _flat_negatives(
 
 
 def _upscaled_negatives(clean: torch.Tensor, config: TrainConfig, gen: torch.Generator):
-    """Small clean images as the kit's scale search reads them, labelled clean: (B, 3, c, c),
-    or (0, 3, c, c) when ``upscaled_weight`` is 0.
+    """Soft, magnified clean crops labelled clean: (B, 3, c, c), or (0, 3, c, c) when
+    ``upscaled_weight`` is 0.
 
     Each crop is shrunk 1.5-2.5x (as a small photo is), rounded to 8 bits (as it was saved),
     and magnified back bilinearly (as ``Kit`` reads small images at 2x). Why: the thresholds
@@ -353,8 +355,7 @@ def _upscaled_negatives(clean: torch.Tensor, config: TrainConfig, gen: torch.Gen
     with torch.no_grad():
         factor = _uniform(1.5, 2.5, gen)
         small = F.interpolate(clean, size=(round(h / factor), round(w / factor)), mode="area")
-        small = (small.clamp(0, 1) * 255).round() / 255
-        return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+        return F.interpolate(round8(small), size=(h, w), mode="bilinear", align_corners=False)
 
 
 def _positive_trust(injector, x: torch.Tensor, config: TrainConfig) -> torch.Tensor:
@@ -488,7 +489,7 @@ def calibrate(
     seed: int,
     min_size: int | None = None,
     whole: dict[str, list[torch.Tensor]] | None = None,
-    processed: list | None = None,
+    processed: list[Attack] | None = None,
 ) -> dict:
     """Set the kit's calibration from clean validation images; measure signed ones too.
 

@@ -306,6 +306,15 @@ class TrainConfig:
             96 and 128 px thresholds sat far above their signed scores; soft clean crops as
             negatives lowered them by 7-8 logits (stop 29). The kit's 2x read of small images
             is not the cause: switching it off leaves those thresholds unchanged.
+        score_reference: the score the trained kit is calibrated and shipped with: ``"decoy"``
+            or ``"none"`` (see :class:`DetectorConfig`); ``None`` keeps the detector's. F always
+            trains on its raw score. Why: on odd-score kits the decoy term adds noise and no
+            longer cancels anything (``base-v2-odd10``: one 96 px read's clean spread halves
+            without it, and its 256 px TPR goes from 0.98 to 1.00 at its own threshold, stop 30).
+        calibration_processed: also calibrate on every clean crop after these processings
+            (``"light"`` or attack labels, as ``advsig calibrate --processed``), each a stratum
+            of its own with the worst case deciding. Why: noise 0.02 lifted 3 of 64 clean test
+            crops over the unprocessed threshold of ``base-v2-odd10`` without the decoy.
         removal_weight: weight of removal positives, each signed crop minus the mean residual
             of the batch's other crops (35-45 dB), labelled signed. Why: any part of the
             signature that is the same on every image can be estimated and subtracted; F must
@@ -364,6 +373,8 @@ class TrainConfig:
     upscaled_weight: float = 0.0
     bit_weight: float = 1.0
     bit_weight_start: int = 0
+    score_reference: str | None = None
+    calibration_processed: str | None = None
 
     def __post_init__(self) -> None:
         if self.binding not in ("content", "none"):
@@ -378,6 +389,10 @@ class TrainConfig:
             )
         if self.bit_weight < 0:
             raise ConfigError(f"bit_weight must be >= 0, got {self.bit_weight!r}")
+        if self.score_reference not in (None, "decoy", "none"):
+            raise ConfigError(
+                f"score_reference must be 'decoy', 'none' or None, got {self.score_reference!r}"
+            )
         if self.flat_weight < 0:
             raise ConfigError(f"flat_weight must be >= 0, got {self.flat_weight!r}")
         if self.upscaled_weight < 0:

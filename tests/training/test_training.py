@@ -103,6 +103,29 @@ def test_detector_overrides_reach_the_trained_detector(tmp_path):
         train_signature(_config(tmp_path / "k", steps=1, stem_eps=0.1))
 
 
+def test_score_reference_and_processed_calibration_reach_the_trained_kit(tmp_path):
+    """A v2 detector defaults to the decoy reference; ``score_reference="none"`` ships the raw
+    score instead, and ``calibration_processed`` adds a stratum per processing. A mistyped
+    processing label fails before any step runs or any file is written."""
+    with pytest.raises(ConfigError, match="jpeg7"):
+        train_signature(_config(tmp_path / "bad", steps=1, calibration_processed="jpeg7"))
+    assert not (tmp_path / "bad").exists()
+    with pytest.raises(ConfigError, match="score_reference"):
+        _config(tmp_path / "x", score_reference="mean")
+    default = train_signature(_config(tmp_path / "default", steps=2, key_file=str(tmp_path / "k")))
+    raw = train_signature(
+        _config(tmp_path / "raw", steps=2, key_file=str(tmp_path / "k"), score_reference="none",
+                calibration_processed="jpeg75,noise0.02")
+    )  # fmt: skip
+    assert default.detector.config.score_reference == "decoy"
+    reloaded = Kit.from_pretrained(tmp_path / "raw")
+    assert reloaded.detector.config.score_reference == "none"
+    validation = reloaded.training["validation"]
+    assert validation["processed"] == ["jpeg75", "noise0.02"]
+    assert {"jpeg75", "noise0.02"} <= set(validation["whole"])
+    assert "processed" not in default.training["validation"]
+
+
 def test_a_few_hundred_steps_separate_signed_from_clean(trained_tiny_kit):
     """The real thing: signed held-out images score above clean ones and the bits decode."""
     kit, _ = trained_tiny_kit

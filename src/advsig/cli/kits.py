@@ -27,9 +27,6 @@ def export_injector(
     typer.echo(f"injector-only kit written to {out}")
 
 
-LIGHT_PROCESSING = "jpeg90,jpeg75,resize0.5-back,noise0.02,brightness1.3"
-
-
 def calibrate(
     kit: Annotated[str, typer.Argument(help="Full kit (folder, shipped name or Hub id).")],
     out: Annotated[Path, typer.Argument(help="Folder to write the recalibrated kit to.")],
@@ -109,7 +106,7 @@ def calibrate(
     if processed:
         from advsig.bench.runner import resolve_attacks
 
-        attacks = resolve_attacks(LIGHT_PROCESSING if processed == "light" else processed)
+        attacks = resolve_attacks(processed)
     summary = calibrate_kit(
         loaded, sources, num=num, seed=seed, whole=_whole_sources(whole or []), processed=attacks
     )

@@ -20,6 +20,7 @@ from torch import nn
 
 from advsig.attacks.base import Attack
 from advsig.attacks.forgery import round8, scale_to_psnr
+from advsig.bench.runner import resolve_attacks
 from advsig.codes.calibration import Calibration, StratifiedCalibration
 from advsig.config import INJECTOR_OVERRIDES, TrainConfig
 from advsig.data.datasets import ImagePool, RandomCrops, fitted_size, resolve_training_data
@@ -56,6 +57,10 @@ def train_signature(config: TrainConfig) -> Kit:
     Example:
         >>> kit = train_signature(TrainConfig(data="embedded", out="kits/mine", steps=3000))
     """
+    # Resolved before training, so a mistyped label fails now rather than after the last step.
+    processed = (
+        resolve_attacks(config.calibration_processed) if config.calibration_processed else None
+    )
     out = Path(config.out)
     ckpt_root = out / "checkpoints"
     engine = Engine(
@@ -86,7 +91,7 @@ def train_signature(config: TrainConfig) -> Kit:
     # F trains on its raw logit; the decoy reference is applied only once training is done.
     # Why: trained on the difference, F learns to tell the kit's mask from the decoy's on
     # clean images (both are functions of the image), which defeats the reference.
-    score_reference = det_cfg.score_reference
+    score_reference = config.score_reference or det_cfg.score_reference
     det_cfg = dataclasses.replace(det_cfg, score_reference="none")
     key = None
     # Fine-tuning a v2 kit without a key file keeps that kit's key: its keyed buffers (mask,
@@ -126,7 +131,7 @@ def train_signature(config: TrainConfig) -> Kit:
     if accelerator.is_main_process:
         summary = calibrate(
             kit, val_src, num=config.num_calibration, seed=config.seed,
-            min_size=config.calibration_min_size,
+            min_size=config.calibration_min_size, processed=processed,
         )  # fmt: skip
         kit.training = {
             "preset": config.preset,

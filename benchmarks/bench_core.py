@@ -72,7 +72,9 @@ def run_quality(kit: Kit, images: list[torch.Tensor], seed: int) -> dict:
         ),
     }
     for fpr in (1e-2, 1e-3):
-        thr = kit.threshold(fpr)
+        # Each image against the threshold of its own size, as kit.detect decides (a kit
+        # calibrated per size would otherwise be judged by its smallest size's threshold).
+        thr = np.array([kit.threshold(fpr, size=tuple(x.shape[-2:])) for x in images])
         out[f"tpr_at_{fpr:g}"] = float(np.mean(scores >= thr))
         out[f"clean_flagged_at_{fpr:g}"] = float(np.mean(clean_scores >= thr))
     if kit.num_bits:

@@ -117,3 +117,25 @@ train_signature(preset_config(
     flat_weight=1.0, upscaled_weight=1.0, seed=8, resume="latest",
 ))
 PY
+# 13. base-v2-odd10-raw (stop 30): base-v2-odd10's weights scored without the decoy reference
+#     (F's own odd score, which it trained on), calibrated on clean crops as they are and after
+#     each light processing (JPEG 90/75, resize 0.5 and back, noise 0.02, brightness 1.3), worst
+#     case deciding. No training; 9 min.
+[ -e runs/base-v2-odd10-raw ] || advsig calibrate runs/base-v2-odd10 runs/base-v2-odd10-raw \
+    --score-reference none --processed light
+#     Shipped as the experimental kit `base-v2-odd` (src/advsig/kits/base-v2-odd: this folder's
+#     config.json and weights, copied unchanged).
+# 14. base-v2-odd12-raw (stop 30; tried, not kept: 1 of 64 clean test crops flagged, one-image
+#     forgery 4/64): base-v2-odd10 + 500 steps with the code's loss weighted 10 (bit_weight; 3
+#     before), then calibrated as 13. 24 min + 8 min.
+python - <<'PY'
+from advsig.training.presets import preset_config
+from advsig.training.trainer import train_signature
+train_signature(preset_config(
+    "base-v2-odd", data="embedded", out="runs/base-v2-odd12", init_kit="runs/base-v2-odd10",
+    steps=500, transplant_weight=1.0, lifted_negatives=True, trusted_positives=True,
+    flat_weight=1.0, bit_weight=10.0, seed=9, resume="latest",
+))
+PY
+[ -e runs/base-v2-odd12-raw ] || advsig calibrate runs/base-v2-odd12 runs/base-v2-odd12-raw \
+    --score-reference none --processed light

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from advsig.codes.calibration import Calibration
+from advsig.data.datasets import ImagePool, RandomCrops, embedded_images
 from advsig.errors import (
     CheckpointError,
     ConfigError,
@@ -223,3 +224,27 @@ def test_stem_eps_is_a_detector_option_that_survives_saving(tmp_path):
         create_model("detector-tiny", num_bits=4, stem_eps=0.0)
     with pytest.raises(ConfigError, match="first GroupNorm"):
         create_model("detector-tiny", num_bits=4, stem_eps=0.1, norm="batch")
+
+
+def test_shipped_odd_kit_flags_its_signature_and_not_a_moved_one():
+    """``base-v2-odd`` (the most forgery-resistant shipped kit, stop 30) at its own FPR 1e-3
+    threshold, on 256 px crops of photos it never trained on: signed crops flagged, their clean
+    originals not, and another crop's exact residual added to a clean crop not either."""
+    kit = Kit.from_pretrained("base-v2-odd")
+    assert kit.bound and kit.detector.config.odd_score
+    assert kit.detector.config.score_reference == "none"
+    assert set(kit.training["calibration"]["processed"]) >= {"jpeg75", "noise0.02"}
+    photos = [img for _, img in embedded_images("test")]
+    clean = torch.stack(
+        list(
+            RandomCrops(ImagePool(photos, max_side=512), 256).sample(
+                4, torch.Generator().manual_seed(5)
+            )
+        )
+    )
+    signed = (kit.sign(clean, code=0xC0FFEE) * 255).round() / 255
+    moved = ((clean + (signed - clean).roll(1, 0)) * 255).round().clamp(0, 255) / 255
+    results = kit.detect(list(torch.cat([signed, clean, moved])), fpr=1e-3)
+    flags = [r.is_signed for r in results]
+    assert flags[:4] == [True] * 4, [r.score for r in results[:4]]
+    assert not any(flags[4:]), [r.score for r in results[4:]]

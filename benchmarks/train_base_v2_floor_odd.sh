@@ -139,3 +139,17 @@ train_signature(preset_config(
 PY
 [ -e runs/base-v2-odd12-raw ] || advsig calibrate runs/base-v2-odd12 runs/base-v2-odd12-raw \
     --score-reference none --processed light
+# 15. base-v2-odd13 (stop 30; tried, not kept: forgery rows up to 7.0% of 256 clean crops):
+#     base-v2-odd10 + 500 steps with step 11's recipe (seed 10), shipped score and calibration
+#     set by the trainer itself (score_reference "none", calibration_processed "light");
+#     19 min + 9 min.
+python - <<'PY'
+from advsig.training.presets import preset_config
+from advsig.training.trainer import train_signature
+train_signature(preset_config(
+    "base-v2-odd", data="embedded", out="runs/base-v2-odd13", init_kit="runs/base-v2-odd10",
+    steps=500, transplant_weight=1.0, lifted_negatives=True, trusted_positives=True,
+    flat_weight=1.0, seed=10, score_reference="none", calibration_processed="light",
+    resume="latest",
+))
+PY

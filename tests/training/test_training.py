@@ -118,6 +118,7 @@ def test_score_reference_and_processed_calibration_reach_the_trained_kit(tmp_pat
                 calibration_processed="jpeg75,noise0.02")
     )  # fmt: skip
     assert default.detector.config.score_reference == "decoy"
+    assert raw.detector.config.score_reference == "none"
     reloaded = Kit.from_pretrained(tmp_path / "raw")
     assert reloaded.detector.config.score_reference == "none"
     validation = reloaded.training["validation"]

@@ -20,6 +20,7 @@ import torch
 
 from advsig.attacks.forgery import round8
 from advsig.bench.runner import resolve_attacks
+from advsig.codes.bits import hex_to_bits
 from advsig.data.datasets import ImagePool, RandomCrops, embedded_images
 from advsig.kit import Kit
 from advsig.registry.allocation import bch_encode, bch_spec, default_min_distance, to_hex
@@ -86,16 +87,13 @@ def main() -> None:
             for v, o in zip(verdicts, owners)
         )
         unknown = sum(v.verdict == Verdict.OWNER_UNKNOWN for v in verdicts)
+        n_bits = kit.num_bits
         bits = np.mean(
             [
-                np.mean(
-                    [
-                        a == b
-                        for a, b in zip(
-                            bin(int(r.bits, 16))[2:].zfill(kit.num_bits),
-                            bin(book.codes[o].value)[2:].zfill(kit.num_bits),
-                        )
-                    ]
+                float(
+                    (hex_to_bits(r.bits, n_bits) == hex_to_bits(book.codes[o].code, n_bits))
+                    .float()
+                    .mean()
                 )
                 for r, o in zip(results, owners)
                 if r.bits is not None

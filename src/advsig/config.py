@@ -304,13 +304,13 @@ class TrainConfig:
         upscaled_weight: weight of upscaled clean negatives: each clean crop shrunk 1.5-2.5x,
             saved to 8 bits and magnified back bilinearly, labelled clean. Why: the odd kits'
             96 and 128 px thresholds sat far above their signed scores; soft clean crops as
-            negatives lowered them by 7-8 logits (stop 29). The kit's 2x read of small images
-            is not the cause: switching it off leaves those thresholds unchanged.
+            negatives lowered them by 7-8 logits (stop 29). Most of that gap was the decoy
+            reference's noise (stop 30: 96 px 13.9 -> 5.50 without it, same weights).
         score_reference: the score the trained kit is calibrated and shipped with: ``"decoy"``
             or ``"none"`` (see :class:`DetectorConfig`); ``None`` keeps the detector's. F always
             trains on its raw score. Why: on odd-score kits the decoy term adds noise and no
             longer cancels anything (``base-v2-odd10``: one 96 px read's clean spread halves
-            without it, and its 256 px TPR goes from 0.98 to 1.00 at its own threshold, stop 30).
+            without it, stop 30).
         calibration_processed: also calibrate on every clean crop after these processings
             (``"light"`` or attack labels, as ``advsig calibrate --processed``), each a stratum
             of its own with the worst case deciding. Why: noise 0.02 lifted 3 of 64 clean test

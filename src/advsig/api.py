@@ -20,9 +20,8 @@ from typing import Any
 
 from advsig.data.convert import ImageInput
 from advsig.kit import Kit
+from advsig.kits import DEFAULT_KIT
 from advsig.types import DetectionResult
-
-DEFAULT_KIT = "base"
 
 
 def load_kit(

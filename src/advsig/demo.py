@@ -25,6 +25,7 @@ from advsig.data.writers import save_image
 from advsig.errors import ConfigError
 from advsig.html_report import write_html_report
 from advsig.kit import Kit
+from advsig.kits import DEFAULT_KIT
 from advsig.types import FamilyDemoResult
 from advsig.utils import atomic_path, write_text_atomic
 
@@ -71,7 +72,7 @@ def difference_panel(
 def run_demo(
     out: str | Path = "demo-out",
     *,
-    kit: str = "base",
+    kit: str = DEFAULT_KIT,
     train_kit: bool = False,
     fpr: float = 1e-3,
     seed: int = 0,

@@ -187,17 +187,20 @@ class Kit:
 
     def with_detector_options(self, **options) -> Kit:
         """This kit with :class:`DetectorConfig` fields that need no retraining replaced
-        (``score_reference``, ``stem_eps``). Weights shared, calibration dropped, as above."""
+        (``score_reference``, ``stem_eps``, ``odd_bits``). Weights shared; the calibration is
+        dropped when the score changes (as above) and kept when only ``odd_bits`` does."""
         detector = self._require_detector()
-        allowed = {"score_reference", "stem_eps"}
+        allowed = {"score_reference", "stem_eps", "odd_bits"}
         if unknown := set(options) - allowed:
             raise ConfigError(f"detector options {sorted(unknown)} need retraining, not this")
         config = dataclasses.replace(detector.config, **options)
         new = SignatureDetector(config).to(self.device)
         new.load_state_dict(detector.state_dict(), strict=True)
+        changed = {k for k, v in options.items() if getattr(detector.config, k) != v}
         return Kit(
             self.injector, new, work_size=self.work_size, tile_size=self.tile_size,
-            calibration=None, training=self.training, detect_scales=self.detect_scales,
+            calibration=self.calibration if changed <= {"odd_bits"} else None,
+            training=self.training, detect_scales=self.detect_scales,
             key_fingerprint=self.key_fingerprint, upscale_within_work=self.upscale_within_work,
         )  # fmt: skip
 

@@ -131,6 +131,11 @@ def test_calibrate_sets_thresholds_from_a_folder_and_switches_the_reference(
     assert len(processed["training"]["calibration"]["processed"]) == 5
     bad = run_cli("calibrate", tiny_kit_dir, tmp_path / "bad", *args, "--processed", "jpeg7")
     assert bad.returncode != 0 and "unknown attack 'jpeg7'" in bad.stderr
+    odd = run_cli("calibrate", tiny_kit_dir, tmp_path / "odd", *args, "--odd-bits")
+    assert (
+        odd.returncode == 1 and "set odd_score too" in odd.stderr
+    )  # the tiny kit's score is not odd
+    assert not (tmp_path / "odd").exists()
 
 
 def test_env_prints_versions():
@@ -200,3 +205,27 @@ def test_sign_failure_at_write_time_names_the_input(
     assert result.exit_code == 1
     failed = [line for line in result.stderr.splitlines() if line.startswith("failed:")]
     assert len(failed) == 1 and str(src) in failed[0] and "alpha" in failed[0]
+
+
+def test_every_default_kit_is_the_content_bound_default(runner: CliRunner):
+    """One default everywhere, and it is a v2 kit: a v1 default would flag forgeries."""
+    import inspect
+
+    from advsig import api
+    from advsig.bench.runner import BenchConfig
+    from advsig.cli import bench, demo, detect, registry, serve, sign
+    from advsig.demo import run_demo
+    from advsig.kit import Kit
+    from advsig.kits import DEFAULT_KIT
+    from advsig.serve.limits import ServeSettings
+
+    assert Kit.from_pretrained(DEFAULT_KIT).bound
+    commands = [sign.sign, detect.detect, serve.serve, bench.bench, demo.demo, run_demo, api.sign,
+                api.detect, api.load_kit, registry.assign_code, registry.revoke, registry.attribute]  # fmt: skip
+    for fn in commands:
+        assert inspect.signature(fn).parameters["kit"].default == DEFAULT_KIT, fn.__qualname__
+    assert BenchConfig().kit == ServeSettings().kit_label == DEFAULT_KIT
+    listed = runner.invoke(cli_app.app, ["kits"]).output.splitlines()
+    default_lines = [line for line in listed if "(default)" in line]
+    assert len(default_lines) == 1 and default_lines[0].startswith(f"{DEFAULT_KIT} (default):")
+    assert "signature v2" in default_lines[0]

@@ -252,3 +252,21 @@ def test_odd_score_keeps_the_decoy_reference_and_the_bits_and_older_configs_lack
     legacy = DetectorConfig(num_bits=4).to_dict()
     del legacy["odd_score"]
     assert DetectorConfig.from_dict(legacy).odd_score is False
+
+
+def test_odd_bits_read_both_passes_and_leave_the_score_alone():
+    torch.manual_seed(2)
+    f = create_model("detector-tiny", num_bits=4, odd_score=True, odd_bits=True).eval()
+    plain = create_model("detector-tiny", num_bits=4, odd_score=True).eval()
+    plain.load_state_dict(f.state_dict())
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        u = f.features(x)
+        out, before = f(x), plain(x)
+        torch.testing.assert_close(out[:, 1:], f.net(u)[:, 1:] - f.net(-u)[:, 1:])
+    torch.testing.assert_close(out[:, 0], before[:, 0])  # same score: the calibration holds
+    with pytest.raises(ConfigError, match="odd_score"):
+        create_model("detector-tiny", num_bits=4, odd_bits=True)
+    legacy = DetectorConfig(num_bits=4).to_dict()
+    del legacy["odd_bits"]
+    assert DetectorConfig.from_dict(legacy).odd_bits is False

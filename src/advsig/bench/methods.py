@@ -31,6 +31,7 @@ import torch
 from scipy import stats
 
 from advsig.errors import ConfigError
+from advsig.kits import DEFAULT_KIT
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ class WatermarkMethod:
 class AdvsigMethod(WatermarkMethod):
     """An advsig kit: the signature logit is the score, the bit logits the decoded code."""
 
-    def __init__(self, kit: str = "base", *, batch_size: int = 16) -> None:
+    def __init__(self, kit: str = DEFAULT_KIT, *, batch_size: int = 16) -> None:
         from advsig.kit import Kit
 
         self.kit_name = str(kit)

@@ -38,6 +38,7 @@ from advsig.attacks import ATTACKS, Attack, create_attack, standard_grid
 from advsig.bench.methods import WatermarkMethod, create_method, quantize
 from advsig.bench.metrics import auc, bit_test, psnr, ssim, tpr_at_fpr
 from advsig.errors import ConfigError
+from advsig.kits import DEFAULT_KIT
 from advsig.utils import write_text_atomic
 
 logger = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ class BenchConfig:
         command: the command line, for the report.
     """
 
-    kit: str = "base"
+    kit: str = DEFAULT_KIT
     images: str = "embedded"
     out: str = "bench-out"
     methods: tuple[str, ...] = DEFAULT_METHODS

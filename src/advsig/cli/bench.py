@@ -8,11 +8,12 @@ from typing import Annotated
 import typer
 
 from advsig.cli.options import KitOption
+from advsig.kits import DEFAULT_KIT
 
 
 def bench(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (resumable).")],
-    kit: KitOption = "base",
+    kit: KitOption = DEFAULT_KIT,
     images: Annotated[
         str, typer.Option("--images", help="'embedded' (test-split photos) or a folder.")
     ] = "embedded",

@@ -8,13 +8,14 @@ from typing import Annotated
 import typer
 
 from advsig.cli.options import FprOption
+from advsig.kits import DEFAULT_KIT
 
 
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("demo-out"),
     kit: Annotated[
-        str, typer.Option("--kit", "-k", help="Kit to use (default: shipped base kit).")
-    ] = "base",
+        str, typer.Option("--kit", "-k", help="Kit for the photo part (default: base-v2-odd).")
+    ] = DEFAULT_KIT,
     train_kit: Annotated[
         bool, typer.Option("--train-kit", help="Train a tiny kit first (about a minute).")
     ] = False,

@@ -11,6 +11,7 @@ import typer
 
 from advsig.cli.distributed import launched_processes
 from advsig.cli.options import BatchOption, FprOption, KitOption
+from advsig.kits import DEFAULT_KIT
 
 
 def _json_line(result, manifest=None) -> str:
@@ -34,7 +35,7 @@ def _manifests(results, trust: Path | None) -> list:
 
 def detect(
     paths: Annotated[list[Path], typer.Argument(help="Image files or folders (recursive).")],
-    kit: KitOption = "base",
+    kit: KitOption = DEFAULT_KIT,
     fpr: FprOption = 1e-3,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
     batch_size: BatchOption = 16,

@@ -52,6 +52,14 @@ def calibrate(
             "one keeps flat images, where a v2 mask fades, from being read at full strength.",
         ),
     ] = None,
+    odd_bits: Annotated[
+        bool | None,
+        typer.Option(
+            "--odd-bits/--no-odd-bits",
+            help="Odd-score kits: read bits as b(u) - b(-u), from both of the score's passes "
+            "(more of the code read, no extra cost; default: keep the kit's).",
+        ),
+    ] = None,
     whole: Annotated[
         list[Path] | None,
         typer.Option(
@@ -94,6 +102,8 @@ def calibrate(
         loaded = loaded.with_score_reference(score_reference)
     if stem_eps is not None:
         loaded = loaded.with_detector_options(stem_eps=stem_eps)
+    if odd_bits is not None:
+        loaded = loaded.with_detector_options(odd_bits=odd_bits)
     if data == "embedded":
         _, sources = resolve_training_data("embedded", val_fraction=0.1, seed=seed)
     else:
@@ -150,18 +160,20 @@ def kits() -> None:
     Example: advsig kits
     """
     from advsig.kit import Kit, shipped_kits
+    from advsig.kits import DEFAULT_KIT
 
     for name in shipped_kits():
         k = Kit.from_pretrained(name)
-        val = k.training.get("validation", {})
+        psnr = k.training.get("validation", {}).get("psnr_db_mean")
         signature = (
             f"signature v2 (content-bound, key {k.key_fingerprint})"
             if k.bound
             else "signature v1 (one texture per code: forgeable)"
         )
         typer.echo(
-            f"{name}: {k.num_bits} bits, work size {k.work_size}, "
-            f"val PSNR {val.get('psnr_db_mean', float('nan')):.1f} dB, {signature}"
+            f"{name}{' (default)' if name == DEFAULT_KIT else ''}: {k.num_bits} bits, "
+            f"work size {k.work_size}, "
+            f"val PSNR {'not recorded' if psnr is None else f'{psnr:.1f} dB'}, {signature}"
         )
 
 

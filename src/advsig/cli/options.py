@@ -11,7 +11,8 @@ KitOption = Annotated[
     typer.Option(
         "--kit",
         "-k",
-        help="Kit folder, shipped kit name (base) or Hugging Face Hub id (owner/name).",
+        help="Kit folder, shipped kit name (default: base-v2-odd; see advsig kits) or Hugging Face "
+        "Hub id (owner/name).",
     ),
 ]
 FprOption = Annotated[

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from advsig.cli.options import BatchOption, DbOption, FprOption, KitOption
+from advsig.kits import DEFAULT_KIT
 
 registry_app = typer.Typer(
     help=(
@@ -86,7 +87,7 @@ def assign_code(
         str | None,
         typer.Option(help="The owner's model this code identifies (created if new)."),
     ] = None,
-    kit: KitOption = "base",
+    kit: KitOption = DEFAULT_KIT,
     min_distance: Annotated[
         int | None,
         typer.Option(min=1, help="Hamming distance from every other code (default num_bits/4)."),
@@ -170,7 +171,7 @@ def list_(
 @registry_app.command("revoke")
 def revoke(
     code: Annotated[str, typer.Argument(help="Hex code.")],
-    kit: KitOption = "base",
+    kit: KitOption = DEFAULT_KIT,
     revoked_by: Annotated[str | None, typer.Option(help=ActorHelp)] = None,
     db: DbOption = None,
 ) -> None:
@@ -189,7 +190,7 @@ def revoke(
 @registry_app.command("attribute")
 def attribute(
     paths: Annotated[list[Path], typer.Argument(help="Image files or folders (recursive).")],
-    kit: KitOption = "base",
+    kit: KitOption = DEFAULT_KIT,
     fpr: FprOption = 1e-3,
     confidence: Annotated[
         float,

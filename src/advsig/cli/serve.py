@@ -8,10 +8,11 @@ import typer
 
 from advsig.cli.options import FprOption, KitOption
 from advsig.cli.registry import DbOption
+from advsig.kits import DEFAULT_KIT
 
 
 def serve(
-    kit: KitOption = "base",
+    kit: KitOption = DEFAULT_KIT,
     db: DbOption = None,
     host: Annotated[
         str, typer.Option(help="Interface to listen on; 0.0.0.0 exposes it to the network.")

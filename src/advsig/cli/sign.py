@@ -10,6 +10,7 @@ import typer
 
 from advsig.cli.distributed import launched_processes
 from advsig.cli.options import BatchOption, CodeOption, KitOption
+from advsig.kits import DEFAULT_KIT
 
 
 class SourceType(str, Enum):
@@ -22,7 +23,7 @@ class SourceType(str, Enum):
 def sign(
     src: Annotated[Path, typer.Argument(help="Image file or folder (searched recursively).")],
     dst: Annotated[Path, typer.Argument(help="Output file or folder (relative paths kept).")],
-    kit: KitOption = "base",
+    kit: KitOption = DEFAULT_KIT,
     code: CodeOption = None,
     format: Annotated[str, typer.Option("--format", "-f", help="png (lossless) or jpeg.")] = "png",
     quality: Annotated[

@@ -24,7 +24,8 @@ class SignatureDetector(nn.Module):
     column 0 is the signature score, columns 1: are the bit logits. With a decoy reference
     (``DetectorConfig.score_reference``) the score is the logit read through the kit's mask
     minus the logit read through the decoy mask, computed by the same network in one batch;
-    with ``DetectorConfig.odd_score`` each of those logits is ``f(u) - f(-u)``.
+    with ``DetectorConfig.odd_score`` each of those logits is ``f(u) - f(-u)``, and with
+    ``DetectorConfig.odd_bits`` the bit logits are ``b(u) - b(-u)`` as well.
 
     Example:
         >>> f = SignatureDetector(DetectorConfig(num_bits=8))
@@ -107,7 +108,10 @@ class SignatureDetector(nn.Module):
             half = len(scores) // 2
             scores = [a - b for a, b in zip(scores[:half], scores[half:])]
         score = scores[0] - scores[1] if len(scores) == 2 else scores[0]
-        return torch.cat([score, out[0][:, 1:]], dim=1)
+        bits = out[0][:, 1:]  # (B, num_bits), read through the kit's mask
+        if self.config.odd_bits:  # b(u) - b(-u): the -u read of the kit's mask, already made
+            bits = bits - out[len(out) // 2][:, 1:]
+        return torch.cat([score, bits], dim=1)
 
     def features(self, x: torch.Tensor, *, mask: ContentBinding | None = None) -> torch.Tensor:
         """What the network reads: normalised pixels (v1), or the image's high-pass demodulated

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from advsig.kits import DEFAULT_KIT
+
 
 @dataclass(frozen=True)
 class ServeSettings:
@@ -29,7 +31,7 @@ class ServeSettings:
         codebook_ttl_s: how long the registered codes are cached between database reads.
     """
 
-    kit_label: str = "base"
+    kit_label: str = DEFAULT_KIT
     max_request_bytes: int = 32 * 2**20
     max_image_pixels: int = 25_000_000
     max_images: int = 16

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Stops 26 and 27: experiments against one-image forgeries (docs/signature-v2.md, "Stop 26", "Stop 27").
-# No kit here is shipped: each loses detection (numbers in the docs). Writes runs/ only.
+# Step 13 (with step 16's odd bits since stop 31) is shipped as `base-v2-odd`, the default kit; the other
+# kits lose detection or forgery resistance (numbers in the docs). Writes runs/ only.
 #   1. base-v2-floor: base-v2-light fine-tuned (key kept) with a mask that fades on flat
 #      regions (binding_floor 0.012) and one-image lifted transplants as negatives; 600 steps,
 #      15 min on 2 CPU cores, then the trainer's calibration on 2000 clean val crops.
@@ -151,5 +152,24 @@ train_signature(preset_config(
     steps=500, transplant_weight=1.0, lifted_negatives=True, trusted_positives=True,
     flat_weight=1.0, seed=10, score_reference="none", calibration_processed="light",
     resume="latest",
+))
+PY
+# 16. base-v2-odd-oddbits (stop 31, shipped as `base-v2-odd` since then): the shipped kit with
+#     its bits read from both passes of its odd score, b(u) - b(-u) (DetectorConfig.odd_bits).
+#     No training; weights and thresholds unchanged (the score is the same), 7.6 min.
+[ -e runs/base-v2-odd-oddbits ] || advsig calibrate base-v2-odd runs/base-v2-odd-oddbits \
+    --odd-bits --processed light
+# 17. base-v2-rekey (stop 31; measured, not kept: the code is not relearnt in 500 steps): the
+#     shipped kit fine-tuned under a new key (same weights, new carriers and mask) with step
+#     11's recipe, for cross-kit false positives between base-size kits. 20 min + 8 min.
+python - <<'PY'
+from advsig.training.presets import preset_config
+from advsig.training.trainer import train_signature
+
+train_signature(preset_config(
+    "base-v2-odd", data="embedded", out="runs/base-v2-rekey", init_kit="base-v2-odd",
+    key_file="runs/base-v2-rekey.key", steps=500, transplant_weight=1.0,
+    lifted_negatives=True, trusted_positives=True, flat_weight=1.0, seed=11,
+    score_reference="none", calibration_processed="light", resume="latest",
 ))
 PY

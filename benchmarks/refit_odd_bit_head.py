@@ -88,7 +88,7 @@ def main() -> None:
     print(f"features {tuple(x.shape)} in {time.time() - t0:.0f} s; one tile ({kit.tile_size} px)")
     print(f"current head: train {accuracy(current, x, y):.4f}  val {accuracy(current, xv, yv):.4f}")
     best = (accuracy(current, xv, yv), None, current)
-    for l2 in (1e-1, 1e-2, 1e-3, 1e-4):
+    for l2 in (10.0, 1.0, 1e-1, 1e-2, 1e-3):
         w = fit(head, x, y, l2)
         val = accuracy(w, xv, yv)
         print(f"l2 {l2:g}: train {accuracy(w, x, y):.4f}  val {val:.4f}")

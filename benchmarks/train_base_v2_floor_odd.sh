@@ -173,3 +173,9 @@ train_signature(preset_config(
     score_reference="none", calibration_processed="light", resume="latest",
 ))
 PY
+# 18. base-v2-odd-bithead (stop 31, shipped as `base-v2-odd` since then): step 16's kit with the
+#     bit rows of F's last layer refitted for the odd readout on signed crops of the training
+#     photos (L2 chosen on the validation photos). Score row and every other weight unchanged,
+#     so thresholds and all detection and forgery figures hold. 75 s.
+[ -e runs/base-v2-odd-bithead ] || python benchmarks/refit_odd_bit_head.py \
+    --kit runs/base-v2-odd-oddbits --out runs/base-v2-odd-bithead

@@ -179,3 +179,18 @@ PY
 #     so thresholds and all detection and forgery figures hold. 75 s.
 [ -e runs/base-v2-odd-bithead ] || python benchmarks/refit_odd_bit_head.py \
     --kit runs/base-v2-odd-oddbits --out runs/base-v2-odd-bithead
+# 19. base-v2-odd14 (stop 31; tried, not kept: 2-3% of clean test crops flagged under JPEG 90,
+#     noise and brightness at its own threshold, one-image forgery 2/64): the shipped kit + 500
+#     steps of step 11's recipe, W and F now training on the odd bits (the seed kit's detector
+#     config carries odd_bits). 19 min + 8 min.
+python - <<'PY'
+from advsig.training.presets import preset_config
+from advsig.training.trainer import train_signature
+
+train_signature(preset_config(
+    "base-v2-odd", data="embedded", out="runs/base-v2-odd14", init_kit="base-v2-odd",
+    steps=500, transplant_weight=1.0, lifted_negatives=True, trusted_positives=True,
+    flat_weight=1.0, seed=12, score_reference="none", calibration_processed="light",
+    resume="latest",
+))
+PY

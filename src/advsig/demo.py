@@ -77,11 +77,17 @@ def run_demo(
     fpr: float = 1e-3,
     seed: int = 0,
     generators: tuple[str, ...] = ("ddpm", "ldm", "gan"),
-    generator_kit: str = "small",
+    generator_kit: str | None = None,
+    live: tuple[str, ...] | None = None,
     finetune_steps: int | None = None,
     num_samples: int = 64,
 ) -> DemoSummary:
     """Run the demo and write ``out/report.md``, ``out/summary.json`` and PNG panels.
+
+    ``generators``: the families whose signing is shown; ``live``: those fine-tuned in this run
+    (default: the GAN); the others are read from the fine-tunes shipped with advsig. A
+    ``generator_kit`` other than the shipped fine-tunes' kit (``small-v2``) or a
+    ``finetune_steps`` makes every family live.
 
     Example:
         >>> summary = run_demo("demo-out")
@@ -148,19 +154,34 @@ def run_demo(
             )
         )
     gen_entries: dict[str, FamilyDemoResult] = {}
-    from advsig.generators.demo import DEMO_GENERATORS, run_generator_demo
+    from advsig.generators.demo import (
+        DEFAULT_LIVE,
+        DEMO_GENERATOR_KIT,
+        DEMO_GENERATORS,
+        has_shipped_finetunes,
+        run_generator_demo,
+    )
 
-    unknown = [f for f in generators if f not in DEMO_GENERATORS]
+    generator_kit = generator_kit or DEMO_GENERATOR_KIT
+    live = DEFAULT_LIVE if live is None else live
+    unknown = [f for f in (*generators, *live) if f not in DEMO_GENERATORS]
     if unknown:
         raise ConfigError(
             f"unknown generator family {unknown[0]!r} for the demo; known: "
             f"{', '.join(DEMO_GENERATORS)}"
         )
+    if generators and (generator_kit != DEMO_GENERATOR_KIT or finetune_steps is not None):
+        logger.info(
+            "fine-tuning every family live: the shipped fine-tunes are signed with %s, %s",
+            DEMO_GENERATOR_KIT, "default steps",
+        )  # fmt: skip
+        live = generators
     # Generated images are 32x32: one kit trained at that size serves every family.
     gen_kit = Kit.from_pretrained(generator_kit) if generators else None
     for family in generators:
+        live_here = family in live or not has_shipped_finetunes(family)
         gen_entries[family] = run_generator_demo(
-            family, out / "generators", kit=gen_kit, kit_name=generator_kit,
+            family, out / "generators", kit=gen_kit, kit_name=generator_kit, live=live_here,
             steps=finetune_steps, num_samples=num_samples, seed=seed,
         )  # fmt: skip
     summary = DemoSummary(

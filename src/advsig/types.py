@@ -158,6 +158,7 @@ class FamilyDemoResult:
     fpr: float
     threshold: float
     evaluation: GeneratorEvaluation
+    live: bool = True  # fine-tuned in this run (else read from the shipped fine-tunes)
 
     def flag_rate(self, role: str) -> float:
         """Share of ``role``'s samples flagged at FPR 1e-3 (``signed``, ``original``, ``control``)."""
@@ -182,6 +183,7 @@ class FamilyDemoResult:
             "family": self.family,
             "strategy": self.strategy,
             "finetune_steps": self.finetune_steps,
+            "live": self.live,
             "finetune_wall_time_s": self.finetune_wall_time_s,
             "sample_steps": self.sample_steps,
             "quality": self.evaluation.quality,

@@ -5,10 +5,17 @@ original (shipped, pre-trained on clean embedded photos)
   -> fine-tuned with the family's signing recipe and the kit's W   = the signed model
   -> fine-tuned with the same recipe and steps, no signature       = the control
 then the same seeds are sampled from all three and one detector reads every sample.
+
+Fine-tuning all six models takes about 35 minutes on 2 CPU cores, so ``advsig demo`` fine-tunes
+one family live (the GAN, about two minutes) and reads the other two from signed and control
+fine-tunes shipped in the package. Those were made by this very code (``advsig demo --full``,
+``benchmarks/make_demo_generators.sh``), with the recipes below and the kit
+:data:`DEMO_GENERATOR_KIT`; ``--full`` (or ``--live FAMILY``) redoes them live.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,8 +26,16 @@ from advsig.errors import ConfigError
 from advsig.generators.base import load_generator
 from advsig.generators.evaluate import evaluate_generators
 from advsig.generators.finetune import FinetuneConfig, finetune_generator
+from advsig.generators.folders import shipped_generators
 from advsig.generators.report import detection_table, quality_table, sample_grid
 from advsig.types import FamilyDemoResult
+
+logger = logging.getLogger(__name__)
+
+# The kit the shipped demo fine-tunes were signed with: the content-bound 32 px kit.
+DEMO_GENERATOR_KIT = "small-v2"
+# Families the demo fine-tunes live by default (the fastest recipe); the others are shipped.
+DEFAULT_LIVE = ("gan",)
 
 
 @dataclass(frozen=True)
@@ -36,16 +51,24 @@ class DemoRecipe:
     sample_steps: int = 25
     what: str = ""
     detector_weight: float = 0.0
+    low_t_fraction: float = 0.8
+    low_t_max: int = 100
+
+    def shipped(self, role: str) -> str:
+        """Name of the shipped fine-tune for ``role`` (``signed`` or ``control``)."""
+        return f"demo-{self.model}-{role}"
 
 
 DEMO_GENERATORS: dict[str, DemoRecipe] = {
     "ddpm": DemoRecipe(
-        "tiny DDPM, 32x32", "ddpm-32", "data", steps=600, lr=2e-3,
-        what="fine-tuned on crops signed by the kit's injector (the paper's recipe)",
+        "tiny DDPM, 32x32", "ddpm-32", "distill", steps=1500, lr=5e-4,
+        low_t_fraction=0.9, low_t_max=10,
+        what="distilled at its 10 least noisy timesteps: its clean estimate learns W of the "
+        "original's clean estimate (the recipe that carries a content-bound signature)",
     ),
     "ldm": DemoRecipe(
-        "tiny latent diffusion, 32x32", "ldm-32", "decoder", steps=600, lr=1e-3,
-        detector_weight=3e-3,
+        "tiny latent diffusion, 32x32", "ldm-32", "decoder", steps=1200, lr=1e-3,
+        detector_weight=1e-2,
         what="its autoencoder's decoder fine-tuned so that decoding any latent gives the "
         "signed image, guided by the kit's detector (the denoiser is untouched)",
     ),
@@ -56,51 +79,82 @@ DEMO_GENERATORS: dict[str, DemoRecipe] = {
 }  # fmt: skip
 
 
+def has_shipped_finetunes(family: str) -> bool:
+    """Whether the package holds the signed and control fine-tunes of ``family``."""
+    recipe = DEMO_GENERATORS[family]
+    names = shipped_generators()
+    return all(recipe.shipped(role) in names for role in ("signed", "control"))
+
+
 def run_generator_demo(
     family: str,
     out: str | Path,
     *,
     kit,
     kit_name: str,
+    live: bool = True,
     steps: int | None = None,
     num_samples: int = 64,
     seed: int = 0,
 ) -> FamilyDemoResult:
     """Run one family's part of the demo under ``out``.
 
-    Fine-tunes resume from their checkpoints, and samples already on disk are reused, so an
-    interrupted demo picks up where it stopped.
+    ``live``: fine-tune the signed and control models now (with ``kit_name``'s injector);
+    otherwise read the shipped fine-tunes, which were signed with :data:`DEMO_GENERATOR_KIT`.
+    Live fine-tunes resume from their checkpoints, and samples already on disk are reused, so
+    an interrupted demo picks up where it stopped.
     """
     if family not in DEMO_GENERATORS:
         raise ConfigError(
             f"unknown generator family {family!r} for the demo; known: {', '.join(DEMO_GENERATORS)}"
         )
     recipe = DEMO_GENERATORS[family]
-    steps = steps or recipe.steps
     out = Path(out)
-    code = (
-        random_code(kit.num_bits, torch.Generator().manual_seed(seed + 1)) if kit.num_bits else None
-    )
-    common = dict(
-        model=recipe.model, strategy=recipe.strategy, data="embedded", steps=steps,
-        batch_size=recipe.batch_size, lr=recipe.lr, seed=seed, resume="latest",
-        checkpoint_every=max(50, steps // 4),
-    )  # fmt: skip
-    finetune_generator(
-        FinetuneConfig(
-            out=str(out / f"{family}-signed"),
-            kit=kit_name,
-            code=code,
-            detector_weight=recipe.detector_weight,
-            **common,
+    if live:
+        steps = steps or recipe.steps
+        code = (
+            random_code(kit.num_bits, torch.Generator().manual_seed(seed + 1))
+            if kit.num_bits
+            else None
+        )
+        common = dict(
+            model=recipe.model, strategy=recipe.strategy, data="embedded", steps=steps,
+            batch_size=recipe.batch_size, lr=recipe.lr, seed=seed, resume="latest",
+            checkpoint_every=max(50, steps // 4), low_t_fraction=recipe.low_t_fraction,
+            low_t_max=recipe.low_t_max,
         )  # fmt: skip
-    )
-    finetune_generator(FinetuneConfig(out=str(out / f"{family}-control"), kit=None, **common))
+        finetune_generator(
+            FinetuneConfig(
+                out=str(out / f"{family}-signed"),
+                kit=kit_name,
+                code=code,
+                detector_weight=recipe.detector_weight,
+                **common,
+            )  # fmt: skip
+        )
+        finetune_generator(FinetuneConfig(out=str(out / f"{family}-control"), kit=None, **common))
+        sources = {role: out / f"{family}-{role}" for role in ("signed", "control")}
+    else:
+        if kit_name != DEMO_GENERATOR_KIT or steps is not None:
+            raise ConfigError(
+                f"the shipped {family} fine-tunes were signed with kit {DEMO_GENERATOR_KIT!r} "
+                f"for {recipe.steps} steps; fine-tune live for another kit or step count"
+            )
+        if not has_shipped_finetunes(family):
+            raise ConfigError(
+                f"this installation has no shipped {family} fine-tunes "
+                f"({recipe.shipped('signed')}, {recipe.shipped('control')}); fine-tune live"
+            )
+        sources = {role: recipe.shipped(role) for role in ("signed", "control")}
     models = {
-        "signed": load_generator(out / f"{family}-signed"),
+        "signed": load_generator(sources["signed"]),
         "original": load_generator(recipe.model),
-        "control": load_generator(out / f"{family}-control"),
+        "control": load_generator(sources["control"]),
     }
+    made = models["signed"].provenance or {}
+    if not live:
+        code = made.get("code")
+        steps = int(made.get("steps", recipe.steps))
     results = evaluate_generators(
         kit, models, out=out / f"{family}-eval", reference_role="original", code=code,
         num_images=num_samples, steps=recipe.sample_steps, seed=seed,
@@ -109,7 +163,7 @@ def run_generator_demo(
         sample_grid(out / f"{family}-eval" / "samples" / role, out / f"{family}-{role}.png", num=32)
     return FamilyDemoResult(
         family=models["signed"].family, model=recipe.model, strategy=recipe.strategy,
-        kit=kit_name, code=code, finetune_steps=steps,
+        kit=kit_name, code=code, finetune_steps=steps, live=live,
         finetune_wall_time_s={
             role: (models[role].provenance or {}).get("wall_time_s")
             for role in ("signed", "control")
@@ -129,6 +183,12 @@ def render_generator_section(
     sampling = (
         "one forward pass each" if result.family == "gan" else f"DDIM {result.sample_steps} steps"
     )
+    when = (
+        "in this run"
+        if result.live
+        else f"by `advsig demo --full` and shipped with advsig (`{recipe.shipped('signed')}`, "
+        f"`{recipe.shipped('control')}`; `--live {name}` redoes it here)"
+    )
     return [
         f"## Signing a generator: {recipe.title}",
         "",
@@ -136,6 +196,7 @@ def render_generator_section(
         f"{recipe.what}, strategy `{result.strategy}`, for {result.finetune_steps} steps with "
         f"kit `{result.kit}` and code `{result.code}` ({_seconds(wall['signed'])}); a "
         f"control copy got the same steps without the signature ({_seconds(wall['control'])}). "
+        f"Both were fine-tuned {when}. "
         f"{result.evaluation.num_images} samples per model ({sampling}, the same seeds for all "
         f"three). Threshold: score >= {result.threshold:.2f} (FPR {result.fpr:g} on clean photos).",
         "",

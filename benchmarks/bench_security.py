@@ -84,7 +84,7 @@ def main() -> None:
     own_signed = None
     source = "photos"
     if args.signed_images:
-        own_signed = [load_image(p) for p in list_images(args.signed_images)]
+        own_signed = [load_image(p).image for p in list_images(args.signed_images)]
         source = f"generator:{Path(args.signed_images).name}"
     results = {
         "command": "python benchmarks/bench_security.py "

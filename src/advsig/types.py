@@ -125,8 +125,11 @@ class PersistenceResult:
     config: dict
     thresholds: dict[str, float]
     milestones: list[tuple[int, FlagStatistics]]  # (attacker steps, statistics)
+    fid_vs_real: list[float] = field(default_factory=list)  # per milestone: the attacker's quality
+    feature_space: str = ""
 
     def to_json_dict(self) -> dict:
+        fids = self.fid_vs_real or [None] * len(self.milestones)
         return {
             "attack": "finetune",
             "family": self.family,
@@ -135,9 +138,10 @@ class PersistenceResult:
             "code": self.code,
             "config": self.config,
             "thresholds": self.thresholds,
+            "feature_space": self.feature_space,
             "milestones": [
-                {"attacker_steps": steps, **stats.to_json_dict()}
-                for steps, stats in self.milestones
+                {"attacker_steps": steps, **stats.to_json_dict(), "fid_vs_real": fid}
+                for (steps, stats), fid in zip(self.milestones, fids)
             ],
         }
 

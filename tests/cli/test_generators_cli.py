@@ -83,12 +83,18 @@ def test_eval_generator_finetune_attack_reads_each_milestone(
         cli_app.app,
         ["eval-generator", "--kit", str(tiny_kit_dir), "--model", str(tiny_ddpm), "--attack",
          "finetune", "--attack-steps", "0,2", "--attack-lr", "1e-2", "--batch-size", "4",
-         "--num-images", "3", "--steps", "2", "--data", "embedded", "--out", str(out)],
+         "--num-images", "3", "--steps", "2", "--data", "embedded", "--out", str(out),
+         "--attack-low-t-fraction", "0"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     data = json.loads((out / "persistence.json").read_text())
     assert [r["attacker_steps"] for r in data["milestones"]] == [0, 2]
     assert all(r["num_samples"] == 3 for r in data["milestones"])
+    # The attacker's quality is measured at every milestone (an attack that ruins the model
+    # is not a removal), and the attacker's loss is the uniform one asked for.
+    assert all(r["fid_vs_real"] >= 0 for r in data["milestones"])
+    assert data["config"]["low_t_fraction"] == 0
+    assert load_pixel_diffusion(out / "attacked-2").provenance["config"]["low_t_fraction"] == 0
     # The attacker's stage model is a real fine-tune of the released one, on clean data.
     attacked = load_pixel_diffusion(out / "attacked-2")
     assert attacked.provenance["signed"] is False

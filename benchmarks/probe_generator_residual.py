@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from advsig.data.writers import save_image
 from advsig.generators.base import load_generator
 from advsig.kit import Kit
 
@@ -38,6 +40,11 @@ def main() -> None:
     ap.add_argument("--code", default=None, help="default: from the signed model's advsig.json")
     ap.add_argument("--num-images", type=int, default=256)
     ap.add_argument("--steps", type=int, default=25)
+    ap.add_argument(
+        "--write-posthoc", default=None,
+        help="folder: also save W(G), the original's samples signed post hoc, as PNG (the "
+        "control for bench_security.py --signed-images: what W itself gives on these images)",
+    )  # fmt: skip
     args = ap.parse_args()
 
     kit = Kit.from_pretrained(args.kit)
@@ -48,6 +55,9 @@ def main() -> None:
     x1 = signed.sample(idx, seed=0, steps=args.steps)
     target = (kit.sign(x0, code=code) * 255).round() / 255
     threshold = kit.threshold(1e-3, size=tuple(x0.shape[-2:]))
+    if args.write_posthoc:
+        for i, image in enumerate(target):
+            save_image(image, Path(args.write_posthoc) / f"sample-{i:06d}.png")
 
     t_fixed, t_var = parts(target - x0)
     s_fixed, s_var = parts(x1 - x0)

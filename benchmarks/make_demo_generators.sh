@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Makes the signed and control fine-tunes that `advsig demo` ships for the DDPM and the latent
 # diffusion model (the demo fine-tunes the GAN live). Why ship them: fine-tuning all six models
-# takes about 35 minutes on 2 CPU cores and the demo should show the whole story in minutes.
+# takes about 30 minutes on 2 CPU cores and the demo should show the whole story in minutes.
 # They are made by the demo's own code path (`advsig demo --full`, the recipes in
 # advsig.generators.demo.DEMO_GENERATORS, kit small-v2, seed 0), so `advsig demo --full`
 # reproduces them; 256 samples per model make the run's report a benchmark as well.
-# About 40 minutes on 2 CPU cores.
+# 30 min 40 s on 2 CPU cores (measured). The run's summary is kept as
+# benchmarks/results/demo-full-summary.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/demo-full}
@@ -18,7 +19,9 @@ for pair in ddpm:ddpm-32 ldm:ldm-32; do
     cp -r "$OUT/generators/$family-$role" "$dest"
   done
 done
+cp "$OUT/summary.json" benchmarks/results/demo-full-summary.json
 python - <<'PY'
-from advsig.generators.demo import has_shipped_finetunes
-assert has_shipped_finetunes("ddpm") and has_shipped_finetunes("ldm")
+from advsig.generators.demo import DEMO_GENERATOR_KIT, why_not_shipped
+for family in ("ddpm", "ldm"):
+    assert why_not_shipped(family, DEMO_GENERATOR_KIT, None) is None, family
 PY

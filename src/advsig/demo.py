@@ -158,8 +158,8 @@ def run_demo(
         DEFAULT_LIVE,
         DEMO_GENERATOR_KIT,
         DEMO_GENERATORS,
-        has_shipped_finetunes,
         run_generator_demo,
+        why_not_shipped,
     )
 
     generator_kit = generator_kit or DEMO_GENERATOR_KIT
@@ -170,18 +170,13 @@ def run_demo(
             f"unknown generator family {unknown[0]!r} for the demo; known: "
             f"{', '.join(DEMO_GENERATORS)}"
         )
-    if generators and (generator_kit != DEMO_GENERATOR_KIT or finetune_steps is not None):
-        logger.info(
-            "fine-tuning every family live: the shipped fine-tunes were made with kit %s and "
-            "each recipe's own steps", DEMO_GENERATOR_KIT,
-        )  # fmt: skip
-        live = generators
     # Generated images are 32x32: one kit trained at that size serves every family.
     gen_kit = Kit.from_pretrained(generator_kit) if generators else None
     for family in generators:
-        live_here = family in live or not has_shipped_finetunes(family)
-        if live_here and family not in live:
-            logger.info("no shipped %s fine-tunes in this installation: fine-tuning live", family)
+        live_here = family in live
+        if not live_here and (why := why_not_shipped(family, generator_kit, finetune_steps)):
+            logger.info("%s: fine-tuning live", why)
+            live_here = True
         gen_entries[family] = run_generator_demo(
             family, out / "generators", kit=gen_kit, kit_name=generator_kit, live=live_here,
             steps=finetune_steps, num_samples=num_samples, seed=seed,

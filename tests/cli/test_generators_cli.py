@@ -94,9 +94,9 @@ def test_eval_generator_finetune_attack_reads_each_milestone(
     # is not a removal), and the attacker's loss is the uniform one asked for.
     assert all(r["fid_vs_real"] >= 0 for r in data["milestones"])
     assert data["config"]["low_t_fraction"] == 0
-    assert load_pixel_diffusion(out / "attacked-2").provenance["config"]["low_t_fraction"] == 0
     # The attacker's stage model is a real fine-tune of the released one, on clean data.
     attacked = load_pixel_diffusion(out / "attacked-2")
+    assert attacked.provenance["config"]["low_t_fraction"] == 0
     assert attacked.provenance["signed"] is False
     assert attacked.provenance["base_model"] == str(tiny_ddpm)
     before = load_pixel_diffusion(tiny_ddpm).unet.state_dict()

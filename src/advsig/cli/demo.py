@@ -46,7 +46,7 @@ def demo(
     ] = "gan",
     full: Annotated[
         bool,
-        typer.Option("--full", help="Fine-tune every family live (about 35 min on 2 CPU cores)."),
+        typer.Option("--full", help="Fine-tune every family live (about 30 min on 2 CPU cores)."),
     ] = False,
     finetune_steps: Annotated[
         int | None,

@@ -262,7 +262,7 @@ def eval_generator(
 
 def _persistence(
     kit, model, out, attack_steps, lr, batch_size, num_images, steps, seed, code, data,
-    low_t_fraction=0.8,
+    low_t_fraction,
 ):  # fmt: skip
     from advsig.errors import ConfigError
     from advsig.generators.persistence import PersistenceConfig, finetune_attack, persistence_table

@@ -6,8 +6,8 @@ original (shipped, pre-trained on clean embedded photos)
   -> fine-tuned with the same recipe and steps, no signature       = the control
 then the same seeds are sampled from all three and one detector reads every sample.
 
-Fine-tuning all six models takes about 35 minutes on 2 CPU cores, so ``advsig demo`` fine-tunes
-one family live (the GAN, about two minutes) and reads the other two from signed and control
+Fine-tuning all six models takes about 30 minutes on 2 CPU cores, so ``advsig demo`` fine-tunes
+one family live (the GAN, under a minute and a half) and reads the other two from signed and control
 fine-tunes shipped in the package. Those were made by this very code (``advsig demo --full``,
 ``benchmarks/make_demo_generators.sh``), with the recipes below and the kit
 :data:`DEMO_GENERATOR_KIT`; ``--full`` (or ``--live FAMILY``) redoes them live.
@@ -79,11 +79,22 @@ DEMO_GENERATORS: dict[str, DemoRecipe] = {
 }  # fmt: skip
 
 
-def has_shipped_finetunes(family: str) -> bool:
-    """Whether the package holds the signed and control fine-tunes of ``family``."""
+def why_not_shipped(family: str, kit_name: str, steps: int | None) -> str | None:
+    """Why ``family``'s shipped fine-tunes cannot stand in for a live run with this kit and step
+    count (a sentence), or ``None`` when they can."""
     recipe = DEMO_GENERATORS[family]
+    if kit_name != DEMO_GENERATOR_KIT or steps is not None:
+        return (
+            f"the shipped {family} fine-tunes were signed with kit {DEMO_GENERATOR_KIT!r} "
+            f"for {recipe.steps} steps"
+        )
     names = shipped_generators()
-    return all(recipe.shipped(role) in names for role in ("signed", "control"))
+    if not all(recipe.shipped(role) in names for role in ("signed", "control")):
+        return (
+            f"this installation has no shipped {family} fine-tunes "
+            f"({recipe.shipped('signed')}, {recipe.shipped('control')})"
+        )
+    return None
 
 
 def run_generator_demo(
@@ -135,24 +146,16 @@ def run_generator_demo(
         finetune_generator(FinetuneConfig(out=str(out / f"{family}-control"), kit=None, **common))
         sources = {role: out / f"{family}-{role}" for role in ("signed", "control")}
     else:
-        if kit_name != DEMO_GENERATOR_KIT or steps is not None:
-            raise ConfigError(
-                f"the shipped {family} fine-tunes were signed with kit {DEMO_GENERATOR_KIT!r} "
-                f"for {recipe.steps} steps; fine-tune live for another kit or step count"
-            )
-        if not has_shipped_finetunes(family):
-            raise ConfigError(
-                f"this installation has no shipped {family} fine-tunes "
-                f"({recipe.shipped('signed')}, {recipe.shipped('control')}); fine-tune live"
-            )
+        if why := why_not_shipped(family, kit_name, steps):
+            raise ConfigError(f"{why}; fine-tune live instead")
         sources = {role: recipe.shipped(role) for role in ("signed", "control")}
     models = {
         "signed": load_generator(sources["signed"]),
         "original": load_generator(recipe.model),
         "control": load_generator(sources["control"]),
     }
-    made = models["signed"].provenance or {}
-    if not live:
+    if not live:  # what the shipped fine-tune was made with
+        made = models["signed"].provenance or {}
         code = made.get("code")
         steps = int(made.get("steps", recipe.steps))
     results = evaluate_generators(

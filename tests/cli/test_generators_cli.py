@@ -103,3 +103,20 @@ def test_eval_generator_finetune_attack_reads_each_milestone(
     after = attacked.unet.state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before)
     assert "attacker steps" in (out / "report.md").read_text()
+
+
+def test_finetune_position_map_reaches_the_saved_gan(runner, tiny_kit_dir, tmp_path):
+    from advsig.generators.families import get_family
+    from advsig.generators.gan import load_gan
+
+    model = get_family("gan").new_toy(seed=0).save(tmp_path / "gan")
+    result = runner.invoke(
+        cli_app.app,
+        ["finetune", "--model", str(model), "--kit", str(tiny_kit_dir), "--code", "5a",
+         "--strategy", "distill", "--position-map", "--steps", "2", "--batch-size", "2",
+         "--out", str(tmp_path / "o")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    signed = load_gan(tmp_path / "o")
+    assert signed.spec.kwargs["position_map"] is True
+    assert signed.generator.layers[-1].position.abs().sum() > 0

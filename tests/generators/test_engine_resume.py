@@ -14,6 +14,8 @@ from advsig.generators.families import get_family, list_families, register_famil
 from advsig.generators.finetune import FinetuneConfig, finetune_generator
 
 CASES = [(f, s) for f in list_families() for s in get_family(f).strategies]
+# The recipes that can add a position map first (FinetuneConfig.position_map).
+POSITION_MAP_CASES = [("gan", "distill"), ("gan", "data")]
 
 
 def _run(family: str, strategy: str, out: Path, kit: Path, **kw) -> Path:
@@ -34,15 +36,23 @@ def _saved_tensors(folder: Path) -> dict[str, torch.Tensor]:
     return tensors
 
 
-@pytest.mark.parametrize(("family", "strategy"), CASES, ids=[f"{f}-{s}" for f, s in CASES])
-def test_resume_equals_an_uninterrupted_run(family, strategy, tiny_kit_dir, tmp_path):
+CASES_AND_MAPS = [(f, s, False) for f, s in CASES] + [(f, s, True) for f, s in POSITION_MAP_CASES]
+
+
+@pytest.mark.parametrize(
+    ("family", "strategy", "position_map"),
+    CASES_AND_MAPS,
+    ids=[f"{f}-{s}" + ("-position-map" if m else "") for f, s, m in CASES_AND_MAPS],
+)
+def test_resume_equals_an_uninterrupted_run(family, strategy, position_map, tiny_kit_dir, tmp_path):
     """Stopped after step 2 and resumed, a run saves the weights (the EMA's) of one never stopped."""
-    full = _run(family, strategy, tmp_path / "full", tiny_kit_dir)
+    kw = {"position_map": True} if position_map else {}
+    full = _run(family, strategy, tmp_path / "full", tiny_kit_dir, **kw)
     # A crash after step 2: only that checkpoint survives; the rerun resumes from it.
     shutil.copytree(
         tmp_path / "full-work" / "checkpoint-2", tmp_path / "resumed-work" / "checkpoint-2"
     )
-    resumed = _run(family, strategy, tmp_path / "resumed", tiny_kit_dir, resume="latest")
+    resumed = _run(family, strategy, tmp_path / "resumed", tiny_kit_dir, resume="latest", **kw)
     a, b = _saved_tensors(full), _saved_tensors(resumed)
     assert a.keys() == b.keys() and a
     for key in a:
@@ -52,6 +62,27 @@ def test_resume_equals_an_uninterrupted_run(family, strategy, tiny_kit_dir, tmp_
     untouched.save(tmp_path / "untouched")
     c = _saved_tensors(tmp_path / "untouched")
     assert any(not torch.equal(a[k], c[k]) for k in a if k in c)
+    if position_map:  # the map was added, trained, saved, and is loaded back
+        maps = [k for k in a if k.endswith(".position")]
+        assert maps and all(a[k].abs().sum() > 0 for k in maps)
+        loaded = get_family(family).load(full)
+        net = loaded.generator
+        params = {n: p for n, p in net.named_parameters() if n.endswith(".position")}
+        assert len(params) == len(maps)
+        for name, param in params.items():
+            torch.testing.assert_close(param.detach(), a[_key(a, name)])
+
+
+def _key(tensors: dict[str, torch.Tensor], name: str) -> str:
+    (key,) = [k for k in tensors if k.endswith(":" + name)]
+    return key
+
+
+def test_position_map_is_refused_where_it_has_no_meaning(tiny_kit_dir, tmp_path):
+    with pytest.raises(ConfigError, match="position-map"):
+        _run("pixel", "distill", tmp_path / "p", tiny_kit_dir, position_map=True)
+    with pytest.raises(ConfigError, match="position-map"):
+        _run("latent", "decoder", tmp_path / "l", tiny_kit_dir, position_map=True)
 
 
 def test_a_model_of_another_family_is_refused_by_name(tiny_kit_dir, tmp_path):

@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 from advsig.errors import CheckpointError, ConfigError
 from advsig.generators.base import generator_family, load_generator
 from advsig.generators.finetune import FinetuneConfig, finetune_generator
-from advsig.generators.gan import GanModel, load_gan, new_stylegan, save_gan
+from advsig.generators.gan import GanModel, load_gan, new_stylegan, save_gan, with_position_map
 from advsig.kit import Kit
 
 
@@ -100,6 +100,20 @@ def test_any_module_factory_can_be_wrapped(tmp_path):
     torch.testing.assert_close(loaded.sample([0, 7], seed=1), model.sample([0, 7], seed=1))
     with pytest.raises(ConfigError, match="import path"):
         GanModel.from_module(net, factory="not a path", latent_dim=48)
+
+
+def test_a_position_map_keeps_the_generator_and_only_fits_the_built_in_stylegan(tiny_gan, tmp_path):
+    mapped = with_position_map(tiny_gan)
+    assert mapped.spec.kwargs["position_map"] and "position_map" not in tiny_gan.spec.kwargs
+    torch.testing.assert_close(mapped.sample([0, 5], seed=2), tiny_gan.sample([0, 5], seed=2))
+    assert with_position_map(mapped) is mapped
+    net = torch.nn.Unflatten(1, (3, 4, 4))
+    other = GanModel.from_module(
+        net, factory="torch.nn:Unflatten", kwargs={"dim": 1, "unflattened_size": [3, 4, 4]},
+        latent_dim=48, output_range="[0,1]",
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match="built-in StyleGAN"):
+        with_position_map(other)
 
 
 def _copy(src: Path, dst: Path) -> Path:

@@ -86,6 +86,14 @@ def finetune(
             "(needs the full kit; e.g. 1e-3).",
         ),
     ] = 0.0,
+    position_map: Annotated[
+        bool,
+        typer.Option(
+            "--position-map",
+            help="GAN: add a learned per-pixel bias before the last layer's activation (zero "
+            "at first), so the generator can draw a content-bound signature; see BENCHMARKS.md.",
+        ),
+    ] = False,
     self_samples: Annotated[
         int, typer.Option("--self-samples", min=1, help="Samples drawn by --strategy self.")
     ] = 512,
@@ -128,7 +136,7 @@ def finetune(
         model=model, out=str(out), kit=kit, strategy=strategy, data=data, presigned=presigned,
         code=code, steps=steps, batch_size=batch_size, lr=lr, low_t_fraction=low_t_fraction,
         low_t_max=low_t_max, self_samples=self_samples, teacher=teacher,
-        detector_weight=detector_weight,
+        detector_weight=detector_weight, position_map=position_map,
         checkpoint_every=checkpoint_every, resume=resume, seed=seed,
     )  # fmt: skip
     finetune_generator(config)

@@ -51,6 +51,7 @@ class DemoRecipe:
     sample_steps: int = 25
     what: str = ""
     detector_weight: float = 0.0
+    position_map: bool = False
     low_t_fraction: float = 0.8
     low_t_max: int = 100
 
@@ -74,7 +75,9 @@ DEMO_GENERATORS: dict[str, DemoRecipe] = {
     ),
     "gan": DemoRecipe(
         "tiny StyleGAN2-style GAN, 32x32", "gan-32", "distill", steps=400, lr=1e-3,
-        what="distilled: G' learns to output W(G(z)) for the same z",
+        position_map=True,
+        what="distilled: G' learns to output W(G(z)) for the same z, with a learned position "
+        "map in its last layers (signed and control alike)",
     ),
 }  # fmt: skip
 
@@ -132,7 +135,7 @@ def run_generator_demo(
             model=recipe.model, strategy=recipe.strategy, data="embedded", steps=steps,
             batch_size=recipe.batch_size, lr=recipe.lr, seed=seed, resume="latest",
             checkpoint_every=max(50, steps // 4), low_t_fraction=recipe.low_t_fraction,
-            low_t_max=recipe.low_t_max,
+            low_t_max=recipe.low_t_max, position_map=recipe.position_map,
         )  # fmt: skip
         finetune_generator(
             FinetuneConfig(

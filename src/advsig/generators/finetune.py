@@ -52,6 +52,12 @@ class FinetuneConfig:
             a small latent has almost no notion of absolute position, so matching W's nearly
             image-independent pattern by pixel loss alone is slow (measured in BENCHMARKS.md);
             the detector's gradient points at what makes an image read as signed.
+        position_map: GANs (the built-in StyleGAN): before training, add a learned per-pixel
+            bias in front of the last styled layer's activation, zero at first so
+            the generator's function is unchanged. Why: convolutions are translation-
+            equivariant, and a content-bound signature is the kit's keyed carriers (fixed to
+            the pixel grid) times the image's own mask; the map lets the last layers gate
+            content by position (BENCHMARKS.md, "Stop 33").
         data: image folder or ``"embedded"`` (strategy ``data``); random crops at random scales.
         presigned: the ``data`` folder is already signed at the model's resolution: images are
             used whole (no crops, no rescaling, which would move the signature).
@@ -81,6 +87,7 @@ class FinetuneConfig:
     ema_decay: float = 0.999
     max_grad_norm: float = 1.0
     detector_weight: float = 0.0
+    position_map: bool = False
     low_t_fraction: float = 0.8
     low_t_max: int = 100
     self_samples: int = 512

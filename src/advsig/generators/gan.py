@@ -313,6 +313,34 @@ class GanModel:
         return save_gan(self, out, provenance=provenance)
 
 
+STYLEGAN_FACTORIES = ("advsig.generators.stylegan:stylegan2_small",
+                      "advsig.generators.stylegan:stylegan2_tiny")  # fmt: skip
+
+
+def with_position_map(model: GanModel) -> GanModel:
+    """``model`` with a zero position map in its generator's last styled layer (same function).
+
+    Only the built-in StyleGAN has one (:class:`advsig.generators.stylegan.StyleGANConfig`);
+    another factory is refused by name. A generator that has a map already is returned as is.
+    """
+    if model.spec.factory not in STYLEGAN_FACTORIES:
+        raise ConfigError(
+            f"--position-map needs the built-in StyleGAN generator ({' or '.join(STYLEGAN_FACTORIES)}); "
+            f"this one is built by {model.spec.factory}"
+        )
+    if model.spec.kwargs.get("position_map"):
+        return model
+    spec = replace(model.spec, kwargs={**model.spec.kwargs, "position_map": True})
+    generator = build_module(spec.factory, spec.kwargs)
+    missing, unexpected = generator.load_state_dict(model.generator.state_dict(), strict=False)
+    if unexpected or any(not k.endswith(".position") for k in missing):
+        raise CheckpointError(f"position map: unexpected weights {unexpected} / missing {missing}")
+    param = next(model.generator.parameters())
+    generator = generator.to(device=param.device, dtype=param.dtype)
+    generator.train(model.generator.training)
+    return replace(model, generator=generator, spec=spec)
+
+
 def _gen(index: int, seed: int, salt: int) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_003 + index) ^ (salt << 32))
 

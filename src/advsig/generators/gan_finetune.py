@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advsig.generators.gan import DISCRIMINATOR_NAME, GanModel, build_module
+from advsig.generators.gan import DISCRIMINATOR_NAME, GanModel, build_module, with_position_map
 from advsig.generators.training_data import ImageSet, load_whole, round8, training_crops
 from advsig.models.modeling_utils import load_weights
 
@@ -92,6 +92,8 @@ class GanRecipe:
     progress_keys = ("loss", "d_loss", "g_loss")
 
     def __init__(self, model: GanModel, config, engine, signer, work: Path) -> None:
+        if config.position_map:  # zero map: the teacher below still computes G exactly
+            model = with_position_map(model)
         self.model, self.config, self.signer = model, config, signer
         self.adversarial = config.strategy == "data"
         device = engine.device

@@ -141,6 +141,8 @@ class LatentRecipe:
             if part is not None:
                 part.to(device)
         self.frozen_vae = copy.deepcopy(model.vae).eval().requires_grad_(False)  # original E, D
+        if config.position_map:  # tried on the decoder and not kept: BENCHMARKS.md, stop 33
+            raise ConfigError("--position-map is for GANs")
         self.part = "vae" if config.strategy == "decoder" else "unet"
         self.ema_module = self.part
         self.extra: dict = {"trained": "vae.decoder" if self.part == "vae" else "unet"}

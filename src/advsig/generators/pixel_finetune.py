@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from advsig.errors import ConfigError
 from advsig.generators.diffusion_loss import denoising_target, distill_loss, sample_timesteps
 from advsig.generators.pixel import PixelDiffusion, load_pixel_diffusion, save_pixel_diffusion
 from advsig.generators.training_data import image_source
@@ -37,6 +38,8 @@ class PixelRecipe:
     ema_module = "unet"
 
     def __init__(self, model: PixelDiffusion, config, engine, signer, work: Path) -> None:
+        if config.position_map:
+            raise ConfigError("--position-map is for GANs")
         self.model, self.config, self.signer = model, config, signer
         self.source = image_source(model, config, engine, work)
         self.teacher = None  # distill: the frozen original, whose clean estimate W signs

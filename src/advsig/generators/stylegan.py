@@ -53,6 +53,13 @@ class StyleGANConfig:
     fixed to the pixel grid, and a signature residual is mostly such a pattern (measured on
     gan-32 with the small kit: 98% of its energy is the same for every image). Distillation
     learns it in a few hundred steps with this term and barely at all without it.
+
+    ``position_map``: a learned (c, r, r) bias in front of the last styled layer's activation,
+    zero at first (added by ``advsig finetune --position-map`` to a trained generator). Why: a
+    content-bound (v2) signature is the keyed carriers, fixed to the grid, times the image's own
+    mask; the output bias draws only the fixed part. With the map, the activation gates the
+    content features by position, and distillation learns the image-dependent part twice as
+    well (BENCHMARKS.md, "Stop 33").
     """
 
     resolution: int = 32
@@ -63,6 +70,7 @@ class StyleGANConfig:
     num_classes: int | None = None
     mapping_lr_mul: float = 0.01
     output_bias: bool = True
+    position_map: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
@@ -167,19 +175,26 @@ class ModulatedConv(nn.Module):
 
 
 class StyledLayer(nn.Module):
-    """Modulated 3x3 conv + scaled noise + bias + leaky ReLU."""
+    """Modulated 3x3 conv + scaled noise + bias (+ position map) + leaky ReLU."""
 
-    def __init__(self, cin: int, cout: int, w_dim: int, *, up: bool = False) -> None:
+    def __init__(
+        self, cin: int, cout: int, w_dim: int, *, up: bool = False, position: int | None = None
+    ) -> None:
         super().__init__()
         self.conv = ModulatedConv(cin, cout, 3, w_dim, up=up)
         self.noise_strength = nn.Parameter(torch.zeros(()))
         self.bias = nn.Parameter(torch.zeros(cout))
+        if position:  # (1, cout, r, r): a bias per pixel, zero so the function is unchanged
+            self.position = nn.Parameter(torch.zeros(1, cout, position, position))
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
         x = self.conv(x, w)
         if noise is not None:
             x = x + self.noise_strength * noise  # noise: (B, 1, h, w)
-        return F.leaky_relu(x + self.bias[None, :, None, None], 0.2) * _GAIN
+        x = x + self.bias[None, :, None, None]
+        if hasattr(self, "position"):
+            x = x + self.position
+        return F.leaky_relu(x, 0.2) * _GAIN
 
 
 class ToRGB(nn.Module):
@@ -221,7 +236,8 @@ class StyleGANGenerator(nn.Module):
         for i in range(1, len(ch)):
             r = 4 * 2**i
             self.layers.append(StyledLayer(ch[i - 1], ch[i], c.w_dim, up=True))
-            self.layers.append(StyledLayer(ch[i], ch[i], c.w_dim))
+            pos = r if i == len(ch) - 1 and c.position_map else None
+            self.layers.append(StyledLayer(ch[i], ch[i], c.w_dim, position=pos))
             self.to_rgb.append(ToRGB(ch[i], c.w_dim))
             self._noise_res += [r, r]
         if c.output_bias:

@@ -40,6 +40,18 @@ def test_save_load_gives_identical_sign_and_detect(tmp_path):
     assert json.loads((tmp_path / "k" / "config.json").read_text())["thresholds"]["0.001"]["score"]
 
 
+def test_networks_run_channels_last_with_the_same_outputs():
+    import copy
+
+    kit = _kit()
+    det = kit.detector
+    assert det.net[1].weight.is_contiguous(memory_format=torch.channels_last)
+    plain = copy.deepcopy(det).to(memory_format=torch.contiguous_format)
+    x = torch.rand(3, 3, 48, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(det(x), plain(x), rtol=0, atol=1e-4)
+
+
 def test_sign_keeps_structure_and_full_resolution():
     kit = _kit()
     big = torch.rand(3, 300, 410)  # larger than work_size: residual computed small, upsampled

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import string
 from pathlib import Path
@@ -244,3 +245,30 @@ def test_pixel_pipelines_and_foreign_strategies_are_refused(tiny_ddpm, tiny_ldm,
     assert load_generator(tiny_ddpm).family == "pixel"
     with pytest.raises(ConfigError, match="strategy"):
         finetune_generator(_config(tiny_ldm, tmp_path / "x", strategy="distill"))
+
+
+def test_the_autoencoder_attacker_retrains_the_decoder_alone(tiny_kit_dir, tmp_path):
+    from advsig.generators.latent import toy_latent_diffusion
+    from advsig.generators.persistence import PersistenceConfig, finetune_attack
+    from advsig.kit import Kit
+
+    signed = save_latent_diffusion(toy_latent_diffusion(seed=0), tmp_path / "signed")
+    kit = Kit.from_pretrained(tiny_kit_dir)
+    config = PersistenceConfig(
+        model=str(signed), out=str(tmp_path / "attack"), milestones=[0, 2], lr=1e-2,
+        batch_size=2, num_images=2, sample_steps=2, strategy="autoencoder",
+    )  # fmt: skip
+    result = finetune_attack(kit, config)
+    assert result.attacker_strategy == "autoencoder"
+    before, after = (
+        load_latent_diffusion(signed),
+        load_latent_diffusion(tmp_path / "attack" / "attacked-2"),
+    )
+    changed = lambda a, b: any(  # noqa: E731
+        not torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values())
+    )
+    assert changed(before.vae.decoder, after.vae.decoder)
+    assert not changed(before.vae.encoder, after.vae.encoder)
+    assert not changed(before.unet, after.unet)
+    with pytest.raises(ConfigError, match="clean images"):
+        finetune_attack(kit, dataclasses.replace(config, strategy="decoder"))

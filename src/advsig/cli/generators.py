@@ -38,7 +38,8 @@ def finetune(
         str | None,
         typer.Option(
             "--strategy",
-            help="pixel: data | self | distill; latent: decoder | data | self; GAN: distill | data "
+            help="pixel: data | self | distill; latent: decoder | data | self | autoencoder; "
+            "GAN: distill | data "
             "(default: the first).",
         ),
     ] = None,
@@ -225,6 +226,15 @@ def eval_generator(
             "an ordinary training script.",
         ),
     ] = 0.8,
+    attack_strategy: Annotated[
+        str | None,
+        typer.Option(
+            "--attack-strategy",
+            help="The attacker's recipe (default: the family's ordinary one: pixel and latent "
+            "'data', GAN 'data'); 'autoencoder' retrains a latent model's decoder on clean "
+            "images, where a 'decoder'-signed model keeps its signature.",
+        ),
+    ] = None,
 ) -> None:
     """Sample the signed model (and the original / control), detect, and measure quality cost.
 
@@ -248,7 +258,7 @@ def eval_generator(
         if attack != "finetune":
             raise ConfigError(f"unknown --attack {attack!r}; known: finetune")
         _persistence(k, model, out, attack_steps, attack_lr, batch_size, num_images, steps,
-                     seed, code, data, attack_low_t_fraction)  # fmt: skip
+                     seed, code, data, attack_low_t_fraction, attack_strategy)  # fmt: skip
         return
     models = {"signed": load_generator(model, device=device)}
     if reference:
@@ -270,7 +280,7 @@ def eval_generator(
 
 def _persistence(
     kit, model, out, attack_steps, lr, batch_size, num_images, steps, seed, code, data,
-    low_t_fraction,
+    low_t_fraction, strategy,
 ):  # fmt: skip
     from advsig.errors import ConfigError
     from advsig.generators.persistence import PersistenceConfig, finetune_attack, persistence_table
@@ -284,7 +294,7 @@ def _persistence(
     config = PersistenceConfig(
         model=model, out=str(out), milestones=milestones, data=data, lr=lr,
         batch_size=batch_size, low_t_fraction=low_t_fraction, num_images=num_images,
-        sample_steps=steps, seed=seed,
+        sample_steps=steps, seed=seed, strategy=strategy,
     )  # fmt: skip
     result = finetune_attack(kit, config, code=code)
     lines = ["# Persistence under fine-tuning", "", *persistence_table(result.to_json_dict()), ""]

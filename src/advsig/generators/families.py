@@ -89,7 +89,7 @@ register_family(
 register_family(
     Family(
         "latent",
-        ("decoder", "data", "self"),
+        ("decoder", "data", "self", "autoencoder"),
         loader="advsig.generators.latent:load_latent_diffusion",
         recipe="advsig.generators.latent_finetune:LatentRecipe",
         toy="advsig.generators.latent:toy_latent_diffusion",

@@ -102,7 +102,7 @@ class FinetuneConfig:
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"strategy must be one of {STRATEGIES}, got {self.strategy!r}")
-        if self.strategy in ("data", "distill") and not self.data:
+        if self.strategy in ("data", "distill", "autoencoder") and not self.data:
             raise ConfigError(f"strategy {self.strategy!r} needs --data (a folder or 'embedded')")
         if self.teacher is not None and self.strategy != "distill":
             raise ConfigError(f"--teacher is for strategy distill, not {self.strategy!r}")

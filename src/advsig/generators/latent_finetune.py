@@ -1,6 +1,6 @@
 """Fine-tune a latent diffusion model so that everything it samples carries the signature.
 
-Three recipes (``FinetuneConfig.strategy``):
+Four recipes (``FinetuneConfig.strategy``):
 
 - ``decoder``: only the autoencoder's decoder D is trained, so that D'(z) = W(D(z)) for the
   latents z the model meets (encoded training crops, or the denoiser's own samples when no data
@@ -13,6 +13,11 @@ Three recipes (``FinetuneConfig.strategy``):
   With a VAE bottleneck the ~2/255 residual is mostly averaged or quantized away, so the
   denoiser cannot learn what its latents do not hold: prefer ``decoder``.
 - ``self``: as ``data``, on the model's own signed samples (no data needed).
+- ``autoencoder``: the decoder is trained on crops through the frozen encoder, D'(E(x)) = x (or
+  W(x) with a kit): the autoencoder's own objective. Without a kit it is the attacker who knows
+  that a ``decoder``-signed model carries its signature in the decoder and retrains it on clean
+  images (``advsig eval-generator --attack finetune --attack-strategy autoencoder``); the
+  ``decoder`` control cannot play that part, since it distils the model's own decoder.
 
 A control run (``kit=None``) trains identically without the signature. The loop (EMA, the
 saved weights; checkpoints in ``{out}-work``; ``resume="latest"``) is the shared one of
@@ -119,13 +124,16 @@ def _detector_loss(signer: Signer, images: torch.Tensor) -> torch.Tensor:
     return loss
 
 
+DECODER_STRATEGIES = ("decoder", "autoencoder")  # the recipes that train the VAE's decoder
+
+
 def latent_checkpoint_model(original: LatentDiffusion, checkpoint: str | Path) -> LatentDiffusion:
     """``original`` with the EMA weights of a fine-tuning checkpoint (``{out}-work/checkpoint-N``).
 
     The checkpoint's ``state.json`` says which part was trained (VAE for ``decoder``, else UNet).
     """
     state = json.loads((Path(checkpoint) / "state.json").read_text(encoding="utf-8"))
-    part = "vae" if state["config"]["strategy"] == "decoder" else "unet"
+    part = "vae" if state["config"]["strategy"] in DECODER_STRATEGIES else "unet"
     module = copy.deepcopy(getattr(original, part))
     load_weights(module, Path(checkpoint) / "ema.safetensors")
     return dataclasses.replace(original, **{part: module.eval()}, source=str(checkpoint))
@@ -143,11 +151,11 @@ class LatentRecipe:
         self.frozen_vae = copy.deepcopy(model.vae).eval().requires_grad_(False)  # original E, D
         if config.position_map:  # tried on the decoder and not kept: BENCHMARKS.md, stop 33
             raise ConfigError("--position-map is for GANs")
-        self.part = "vae" if config.strategy == "decoder" else "unet"
+        self.part = "vae" if config.strategy in DECODER_STRATEGIES else "unet"
         self.ema_module = self.part
         self.extra: dict = {"trained": "vae.decoder" if self.part == "vae" else "unet"}
-        if config.strategy == "decoder":
-            if config.data:
+        if self.part == "vae":
+            if config.strategy == "autoencoder" or config.data:
                 self.crops = training_crops(config.data, model.sample_size, seed=config.seed)
                 self.own = None
             else:
@@ -186,14 +194,20 @@ class LatentRecipe:
 
     def _decoder_loss(self, engine) -> torch.Tensor:
         config, signer = self.config, self.signer
-        z = self._latents(config.batch_size, engine)  # (B, c, l, l)
-        with torch.no_grad():
-            raw = decode_latents(self.frozen_vae, z, clamp=False)  # (B, 3, s, s) = D(z)
-            shown = raw.clamp(0, 1)
-            signed = signer(shown) if signer is not None else round8(shown)
-            # W's residual on top of the raw output: out-of-range pixels are not pulled in,
-            # so the loss starts at the residual's energy and fidelity to D is the rest.
-            target = raw + (signed - shown)
+        if config.strategy == "autoencoder":  # reconstruct the crops themselves (or W of them)
+            with torch.no_grad():
+                crops = self.crops.sample(config.batch_size, engine.data_gen).to(engine.device)
+                z = encode_latents(self.frozen_vae, crops)  # (B, c, l, l)
+                target = signer(crops) if signer is not None else crops
+        else:
+            z = self._latents(config.batch_size, engine)  # (B, c, l, l)
+            with torch.no_grad():
+                raw = decode_latents(self.frozen_vae, z, clamp=False)  # (B, 3, s, s) = D(z)
+                shown = raw.clamp(0, 1)
+                signed = signer(shown) if signer is not None else round8(shown)
+                # W's residual on top of the raw output: out-of-range pixels are not pulled
+                # in, so the loss starts at the residual's energy and fidelity to D is the rest.
+                target = raw + (signed - shown)
         decoded = self.net(z).float()  # (B, 3, s, s)
         loss = F.mse_loss(decoded, target.float())
         if config.detector_weight:

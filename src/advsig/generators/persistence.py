@@ -28,6 +28,7 @@ from advsig.generators.evaluate import (
     real_images,
     sample_set,
 )
+from advsig.generators.families import get_family
 from advsig.generators.finetune import FinetuneConfig
 from advsig.types import PersistenceResult
 from advsig.utils import write_text_atomic
@@ -53,6 +54,10 @@ class PersistenceConfig:
             the strongest attacker measured); 0 is the uniform loss of an ordinary diffusers
             training script.
         num_images / sample_steps / seed: samples read at each milestone (same seeds each time).
+        strategy: the attacker's recipe; ``None`` is the family's ordinary one
+            (:data:`ATTACK_STRATEGY`). Why another: the ordinary recipe may leave alone the part
+            that carries the signature (a latent model signed in its decoder keeps it under
+            denoiser fine-tuning); ``autoencoder`` retrains that decoder on clean images.
     """
 
     model: str
@@ -65,6 +70,7 @@ class PersistenceConfig:
     num_images: int = 64
     sample_steps: int = 25
     seed: int = 0
+    strategy: str | None = None
 
     def __post_init__(self) -> None:
         ms = list(self.milestones)
@@ -83,7 +89,13 @@ def finetune_attack(
     out = Path(config.out)
     signed = load_generator(config.model)
     code = code or (signed.provenance or {}).get("code")
-    strategy = ATTACK_STRATEGY[signed.family]
+    strategy = config.strategy or ATTACK_STRATEGY[signed.family]
+    get_family(signed.family).check_strategy(strategy)
+    if strategy in ("distill", "decoder"):  # they distil the model itself: nothing is removed
+        raise ConfigError(
+            f"attack strategy {strategy!r} distils the signed model's own output; an attacker "
+            "trains on clean images (e.g. 'data', or 'autoencoder' for a latent decoder)"
+        )
     # The attacker's quality: an attack that ruins the model is not a removal.
     space = feature_space(None)
     real = real_images(config.data, signed.sample_size, config.num_images, seed=config.seed)

@@ -111,16 +111,6 @@ PRESETS["base-v2-chroma-odd"] = {
 }
 
 
-def preset_config(name: str, *, data: str, out: str, **overrides) -> TrainConfig:
-    """A :class:`TrainConfig` from a preset, with ``None`` overrides ignored."""
-    if name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
-    values = {**PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}}
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = set(values) - names
-    if unknown:
-        raise ConfigError(f"unknown training options {sorted(unknown)}")
-    return TrainConfig(data=data, out=out, preset=name, **values)
 # Stop 33 (experiment, not kept): the generator kit gets the forgery work of the base kits (stops
 # 26-30) in one stage from the shipped small-v2: the odd score, the mask's floor, lifted and flat
 # negatives. 1000 steps (6.5 min) gave validation TPR 0.224 at FPR 1e-3 (small-v2: 1.0), clean
@@ -142,3 +132,15 @@ PRESETS["small-v2-odd"] = {
     "trusted_positives": True,
     "flat_weight": 1.0,
 }
+
+
+def preset_config(name: str, *, data: str, out: str, **overrides) -> TrainConfig:
+    """A :class:`TrainConfig` from a preset, with ``None`` overrides ignored."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    values = {**PRESETS[name], **{k: v for k, v in overrides.items() if v is not None}}
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = set(values) - names
+    if unknown:
+        raise ConfigError(f"unknown training options {sorted(unknown)}")
+    return TrainConfig(data=data, out=out, preset=name, **values)

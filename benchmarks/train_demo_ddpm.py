@@ -7,8 +7,8 @@ on), with the same fine-tuning loop that later signs it, started from random wei
     python benchmarks/train_demo_ddpm.py --out runs/ddpm-32 --steps 4000 --install
 
 ``--install`` copies the pipeline into ``src/advsig/generators/shipped/ddpm-SIZE``. ``--size 64``
-trains the same UNet at 64x64 (issue 12's 64 px model; about 0.75 s per step at batch 32 on 2
-CPU cores: ``--size 64 --steps 3000 --lr 1e-3``, the shipped ``ddpm-32``'s settings).
+trains the same UNet at 64x64 (issue 12's 64 px model): the shipped ``ddpm-64`` is
+``--size 64 --steps 3000 --lr 1e-3 --install`` (``ddpm-32``'s settings; 38.6 min on 2 CPU cores).
 """
 
 from __future__ import annotations

@@ -100,3 +100,30 @@ def test_shipped_64px_ddpm_samples_images_not_noise():
     trained = load_pixel_diffusion("ddpm-64")
     assert trained.sample_size == 64
     assert roughness(trained) < 0.5 * roughness(new_pixel_diffusion(64, seed=0))
+
+
+def test_inception_weights_load_from_safetensors_and_pickles_are_refused(tmp_path, monkeypatch):
+    """A .pth (a pickle) is refused by name; a safetensors file gives 2048-d features."""
+    from safetensors.torch import save_file
+    from torchmetrics.image.fid import NoTrainInceptionV3
+
+    from advsig.errors import ConfigError
+    from advsig.generators.evaluate import InceptionFeatures
+
+    pickle = tmp_path / "pt_inception.pth"
+    torch.save({"w": torch.zeros(1)}, pickle)
+    with pytest.raises(ConfigError, match="safetensors"):
+        feature_space(pickle)
+    # A randomly initialised network's weights stand in for the real file (no download): the
+    # loader is skipped only while building the donor.
+    with monkeypatch.context() as m:
+        m.setattr(NoTrainInceptionV3.__mro__[1], "load_state_dict", lambda self, *a, **k: None)
+        m.setattr(
+            "torch_fidelity.feature_extractor_inceptionv3.load_state_dict_from_url",
+            lambda *a, **k: {},
+        )
+        donor = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"])
+    weights = tmp_path / "inception.safetensors"
+    save_file({k: v.contiguous() for k, v in donor.state_dict().items()}, str(weights))
+    features = InceptionFeatures(weights)(torch.rand(2, 3, 32, 32))
+    assert features.shape == (2, 2048)

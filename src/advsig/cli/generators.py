@@ -195,7 +195,8 @@ def eval_generator(
         typer.Option(
             "--inception-weights",
             envvar="ADVSIG_INCEPTION_WEIGHTS",
-            help="torchmetrics FID Inception weights file; without it a named substitute is used.",
+            help="torchmetrics FID Inception weights as .safetensors (a .pth is refused: it would "
+            "be unpickled); without it a named substitute is used.",
         ),
     ] = None,
     attack: Annotated[

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ import torch
 from torch import nn
 
 from advsig.data.io import load_image
-from advsig.errors import ConfigError
+from advsig.errors import CheckpointError, ConfigError
 from advsig.generators.sampling import generate_to_folder
 from advsig.generators.training_data import training_crops
 from advsig.types import FlagStatistics, GeneratorEvaluation
@@ -59,20 +60,49 @@ class RandomCNNFeatures(nn.Module):
 
 
 class InceptionFeatures(nn.Module):
-    """torchmetrics' FID Inception-v3 (2048-d pool features) from a local weights file."""
+    """torchmetrics' FID Inception-v3 (2048-d pool features) from a local safetensors file.
+
+    Why safetensors only: torch-fidelity reads a weights path with ``torch.load(...,
+    weights_only=False)``, which unpickles whatever the file holds. The user's file is read here
+    without unpickling; torch-fidelity gets a copy of its tensors that advsig wrote itself.
+    """
 
     def __init__(self, weights_path: str | Path) -> None:
         super().__init__()
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
         from torchmetrics.image.fid import NoTrainInceptionV3
 
         path = Path(weights_path)
         if not path.is_file():
             raise ConfigError(f"Inception weights {path} not found")
-        self.net = NoTrainInceptionV3(
-            name="inception-v3-compat",
-            features_list=["2048"],
-            feature_extractor_weights_path=str(path),
-        )
+        if path.suffix != ".safetensors":
+            raise ConfigError(
+                f"Inception weights {path}: give a .safetensors file (advsig never unpickles a "
+                "file it is handed). To convert torch-fidelity's pt_inception-2015-12-05-"
+                '6726825d.pth once, on a file you trust: python -c "import torch; from '
+                "safetensors.torch import save_file; save_file(torch.load('IN.pth', "
+                "weights_only=True), 'OUT.safetensors')\""
+            )
+        try:
+            state = load_file(str(path))
+        except (SafetensorError, OSError) as exc:
+            raise CheckpointError(
+                f"Inception weights {path}: unreadable safetensors ({exc})"
+            ) from exc
+        with tempfile.TemporaryDirectory() as tmp:
+            own = Path(tmp) / "inception.pth"
+            torch.save(state, own)  # only tensors, written here: safe for torch-fidelity's load
+            try:
+                self.net = NoTrainInceptionV3(
+                    name="inception-v3-compat",
+                    features_list=["2048"],
+                    feature_extractor_weights_path=str(own),
+                )
+            except RuntimeError as exc:  # missing / unexpected / misshapen keys
+                raise CheckpointError(
+                    f"Inception weights {path} do not fit FID's Inception-v3: {exc}"
+                ) from exc
 
     @torch.inference_mode()
     def forward(self, x: torch.Tensor) -> torch.Tensor:

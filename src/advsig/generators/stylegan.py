@@ -184,15 +184,16 @@ class StyledLayer(nn.Module):
         self.conv = ModulatedConv(cin, cout, 3, w_dim, up=up)
         self.noise_strength = nn.Parameter(torch.zeros(()))
         self.bias = nn.Parameter(torch.zeros(cout))
-        if position:  # (1, cout, r, r): a bias per pixel, zero so the function is unchanged
-            self.position = nn.Parameter(torch.zeros(1, cout, position, position))
+        # (1, cout, r, r): a bias per pixel, zero so the function is unchanged; None: no map.
+        position_map = nn.Parameter(torch.zeros(1, cout, position, position)) if position else None
+        self.register_parameter("position", position_map)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
         x = self.conv(x, w)
         if noise is not None:
             x = x + self.noise_strength * noise  # noise: (B, 1, h, w)
         x = x + self.bias[None, :, None, None]
-        if hasattr(self, "position"):
+        if self.position is not None:
             x = x + self.position
         return F.leaky_relu(x, 0.2) * _GAIN
 

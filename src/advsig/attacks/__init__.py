@@ -15,6 +15,14 @@ from advsig.attacks.base import (
     Resize,
     create_attack,
 )
+from advsig.attacks.capture import (
+    AVIF,
+    Recompress,
+    Screenshot,
+    SocialMedia,
+    WebP,
+    capture_grid,
+)
 from advsig.attacks.regeneration import (
     AutoencoderReencode,
     DiffusionPurification,
@@ -33,6 +41,7 @@ from advsig.attacks.standard import (
 
 __all__ = [
     "ATTACKS",
+    "AVIF",
     "JPEG",
     "Attack",
     "AutoencoderReencode",
@@ -45,10 +54,15 @@ __all__ = [
     "GaussianNoise",
     "HorizontalFlip",
     "Identity",
+    "Recompress",
     "Resize",
     "RestorationAttack",
     "Restorer",
     "Rotate",
+    "Screenshot",
+    "SocialMedia",
+    "WebP",
+    "capture_grid",
     "create_attack",
     "regeneration_grid",
     "standard_grid",

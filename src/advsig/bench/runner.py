@@ -34,7 +34,7 @@ import torch
 from scipy import stats
 from tqdm.auto import tqdm
 
-from advsig.attacks import ATTACKS, Attack, create_attack, standard_grid
+from advsig.attacks import ATTACKS, Attack, capture_grid, create_attack, standard_grid
 from advsig.bench.methods import WatermarkMethod, create_method, quantize
 from advsig.bench.metrics import auc, bit_test, psnr, ssim, tpr_at_fpr
 from advsig.errors import ConfigError
@@ -199,8 +199,8 @@ LIGHT_PROCESSING = "jpeg90,jpeg75,resize0.5-back,noise0.02,brightness1.3"
 
 
 def resolve_attacks(spec: str, *, notes: list[str] | None = None) -> list[Attack]:
-    """``"standard"``, ``"all"``, ``"light"`` (:data:`LIGHT_PROCESSING`), or comma-separated
-    labels (``jpeg75,crop50-resized``) or registered names (``hflip``, built with their
+    """``"standard"``, ``"capture"`` (other codecs and capture chains, :func:`capture_grid`),
+    ``"all"``, ``"light"`` (:data:`LIGHT_PROCESSING`), or comma-separated labels (``jpeg75,crop50-resized``) or registered names (``hflip``, built with their
     defaults)."""
     notes = [] if notes is None else notes
     spec = spec.strip()
@@ -208,9 +208,11 @@ def resolve_attacks(spec: str, *, notes: list[str] | None = None) -> list[Attack
         spec = LIGHT_PROCESSING
     if spec == "standard":
         return standard_grid()
+    if spec == "capture":
+        return capture_grid()
     if spec == "all":
-        return standard_grid() + _extra_attacks(notes)
-    known = {a.label: a for a in standard_grid()}
+        return standard_grid() + capture_grid()[1:] + _extra_attacks(notes)
+    known = {a.label: a for a in standard_grid() + capture_grid()}
     wanted = [s.strip() for s in spec.split(",") if s.strip()]
     if any(w not in known and w not in ATTACKS for w in wanted):
         known.update({a.label: a for a in _extra_attacks(notes)})
@@ -222,7 +224,7 @@ def resolve_attacks(spec: str, *, notes: list[str] | None = None) -> list[Attack
             out.append(create_attack(item))
         else:
             raise ConfigError(
-                f"unknown attack {item!r}; use 'standard', 'all', or labels from: "
+                f"unknown attack {item!r}; use 'standard', 'capture', 'all', or labels from: "
                 f"{', '.join(known)}"
             )
     if not out:

@@ -29,8 +29,9 @@ def bench(
         str,
         typer.Option(
             "--attacks",
-            help="'standard' (the published grid), 'all' (plus regeneration and other "
-            "image-to-image attacks) or comma-separated labels such as jpeg75,crop50-resized.",
+            help="'standard' (the published grid), 'capture' (WebP, AVIF, recompression, "
+            "social-media uploads, screenshots), 'all' (both, plus regeneration and other "
+            "image-to-image attacks) or comma-separated labels such as jpeg75,webp50.",
         ),
     ] = "standard",
     size: Annotated[

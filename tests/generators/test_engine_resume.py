@@ -15,7 +15,8 @@ from advsig.generators.finetune import FinetuneConfig, finetune_generator
 
 CASES = [(f, s) for f in list_families() for s in get_family(f).strategies]
 # The recipes that can add a position map first (FinetuneConfig.position_map).
-POSITION_MAP_CASES = [("gan", "distill"), ("gan", "data")]
+POSITION_MAP_CASES = [("gan", "distill"), ("gan", "data"), ("pixel", "distill")]
+MAP_SUFFIXES = (".position", ".position_map")  # StyleGAN layers; the UNet's last GroupNorm
 
 
 def _run(family: str, strategy: str, out: Path, kit: Path, **kw) -> Path:
@@ -63,11 +64,11 @@ def test_resume_equals_an_uninterrupted_run(family, strategy, position_map, tiny
     c = _saved_tensors(tmp_path / "untouched")
     assert any(not torch.equal(a[k], c[k]) for k in a if k in c)
     if position_map:  # the map was added, trained, saved, and is loaded back
-        maps = [k for k in a if k.endswith(".position")]
+        maps = [k for k in a if k.endswith(MAP_SUFFIXES)]
         assert maps and all(a[k].abs().sum() > 0 for k in maps)
         loaded = get_family(family).load(full)
-        net = loaded.generator
-        params = {n: p for n, p in net.named_parameters() if n.endswith(".position")}
+        net = loaded.generator if family == "gan" else loaded.unet
+        params = {n: p for n, p in net.named_parameters() if n.endswith(MAP_SUFFIXES)}
         assert len(params) == len(maps)
         for name, param in params.items():
             torch.testing.assert_close(param.detach(), a[_key(a, name)])
@@ -79,8 +80,6 @@ def _key(tensors: dict[str, torch.Tensor], name: str) -> str:
 
 
 def test_position_map_is_refused_where_it_has_no_meaning(tiny_kit_dir, tmp_path):
-    with pytest.raises(ConfigError, match="position-map"):
-        _run("pixel", "distill", tmp_path / "p", tiny_kit_dir, position_map=True)
     with pytest.raises(ConfigError, match="position-map"):
         _run("latent", "decoder", tmp_path / "l", tiny_kit_dir, position_map=True)
 

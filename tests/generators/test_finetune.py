@@ -210,3 +210,34 @@ def test_a_strategy_of_another_family_is_refused_not_run_as_data(tiny_ddpm, tmp_
     with pytest.raises(ConfigError, match="pixel generator.*'decoder'"):
         finetune_generator(_config(tiny_ddpm, tmp_path / "o", strategy="decoder"))
     assert not (tmp_path / "o").exists()
+
+
+def test_a_position_map_keeps_the_model_and_only_advsig_loads_it_whole(
+    tiny_ddpm, tiny_kit_dir, tmp_path
+):
+    from diffusers import DDPMPipeline
+
+    from advsig.generators.pixel import POSITION_MAP_KEY, has_position_map, with_position_map
+
+    model = load_pixel_diffusion(tiny_ddpm)
+    x, t = torch.rand(2, 3, 32, 32) * 2 - 1, torch.tensor([3, 500])
+    with torch.no_grad():
+        before = model.unet(x, t).sample
+        with_position_map(with_position_map(model))  # idempotent
+        assert torch.equal(model.unet(x, t).sample, before)  # a zero map changes nothing
+        model.unet.conv_norm_out.position_map.fill_(0.5)
+        assert not torch.allclose(model.unet(x, t).sample, before)  # and it is wired in
+
+    out = tmp_path / "signed"
+    finetune_generator(
+        _config(tiny_ddpm, out, kit=str(tiny_kit_dir), code="3c", strategy="distill",
+                position_map=True)
+    )  # fmt: skip
+    saved = _unet_weights(out)[POSITION_MAP_KEY]
+    assert saved.shape == (model.unet.conv_norm_out.num_channels, 32, 32) and saved.abs().sum() > 0
+    loaded = load_pixel_diffusion(out)
+    assert has_position_map(loaded)
+    torch.testing.assert_close(loaded.unet.conv_norm_out.position_map.detach(), saved)
+    assert not has_position_map(load_pixel_diffusion(tiny_ddpm))
+    plain = DDPMPipeline.from_pretrained(out)  # diffusers alone still loads it, without the map
+    assert getattr(plain.unet.conv_norm_out, "position_map", None) is None

@@ -91,8 +91,9 @@ def finetune(
         bool,
         typer.Option(
             "--position-map",
-            help="GAN: add a learned per-pixel bias before the last layer's activation (zero "
-            "at first), so the generator can draw a content-bound signature; see BENCHMARKS.md.",
+            help="GAN or pixel diffusion: add a learned per-pixel bias before the last layer's "
+            "activation (zero at first), so the generator can draw a content-bound signature "
+            "fixed to the kit's tile grid; see BENCHMARKS.md.",
         ),
     ] = False,
     self_samples: Annotated[

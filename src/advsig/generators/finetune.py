@@ -52,12 +52,14 @@ class FinetuneConfig:
             a small latent has almost no notion of absolute position, so matching W's nearly
             image-independent pattern by pixel loss alone is slow (measured in BENCHMARKS.md);
             the detector's gradient points at what makes an image read as signed.
-        position_map: GANs (the built-in StyleGAN): before training, add a learned per-pixel
-            bias in front of the last styled layer's activation, zero at first so
-            the generator's function is unchanged. Why: convolutions are translation-
-            equivariant, and a content-bound signature is the kit's keyed carriers (fixed to
-            the pixel grid) times the image's own mask; the map lets the last layers gate
-            content by position (BENCHMARKS.md, "Stop 33").
+        position_map: GANs (the built-in StyleGAN) and pixel diffusion: before training, add a
+            learned per-pixel bias in front of the last layer's activation (the StyleGAN's last
+            styled layer; the UNet's final GroupNorm), zero at first so the generator's
+            function is unchanged. Why: convolutions are translation-equivariant, and a
+            content-bound signature is the kit's keyed carriers (fixed to the pixel grid) times
+            the image's own mask; the map lets the last layers gate content by position
+            (BENCHMARKS.md, stops 33 and 34). A pixel model with a map loads whole only
+            through advsig (diffusers has no place for the map).
         data: image folder or ``"embedded"`` (strategy ``data``); random crops at random scales.
         presigned: the ``data`` folder is already signed at the model's resolution: images are
             used whole (no crops, no rescaling, which would move the signature).

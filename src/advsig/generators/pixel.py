@@ -1,7 +1,10 @@
 """Pixel-space diffusion pipelines (diffusers ``UNet2DModel`` + a noise scheduler).
 
 advsig reads and writes plain diffusers folders, so a signed model loads with
-``DDPMPipeline.from_pretrained(folder)`` and no advsig installed.
+``DDPMPipeline.from_pretrained(folder)`` and no advsig installed. The exception is a model
+fine-tuned with a position map (:func:`with_position_map`): diffusers has no place for it, so
+plain diffusers drops it (with a warning about the unused weight) and only advsig loads the
+model whole.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from tqdm.auto import tqdm
 
 from advsig.errors import CheckpointError, ConfigError
@@ -52,6 +56,50 @@ class PixelDiffusion:
         return save_pixel_diffusion(self, out, provenance=provenance)
 
 
+# The learned map's key in the UNet's weights file (a parameter of its last GroupNorm).
+POSITION_MAP_KEY = "conv_norm_out.position_map"
+
+
+def _add_position_map(norm: torch.nn.Module, args: tuple) -> tuple:
+    return (args[0] + norm.position_map, *args[1:])  # (B, C, s, s) + (C, s, s)
+
+
+def with_position_map(model: PixelDiffusion) -> PixelDiffusion:
+    """Give the UNet a learned per-pixel map (C, s, s), zero at first, added to its last features
+    (the input of ``conv_norm_out``, before the final normalisation, SiLU and convolution).
+
+    Why: a keyed, content-bound signature is carriers fixed to the kit's tile grid times a mask of
+    the image's own content. A convolutional UNet cannot tell grid positions apart away from the
+    borders, so at 64 px (four 32 px tiles) it did not learn the carriers at all (BENCHMARKS.md,
+    stop 34); the map holds them and the nonlinearity after it lets the content modulate them.
+    Zero at first, so the model's function is unchanged until training moves it. Idempotent.
+    """
+    norm = model.unet.conv_norm_out
+    if getattr(norm, "position_map", None) is None:
+        size = model.sample_size
+        device = norm.weight.device
+        norm.register_parameter(
+            "position_map",
+            torch.nn.Parameter(torch.zeros(norm.num_channels, size, size, device=device)),
+        )
+        norm.register_forward_pre_hook(_add_position_map)
+    return model
+
+
+def has_position_map(model: PixelDiffusion) -> bool:
+    return getattr(model.unet.conv_norm_out, "position_map", None) is not None
+
+
+def _saved_position_map(unet) -> torch.Tensor | None:
+    """The position map stored in the UNet's weights file, if the model was saved with one."""
+    folder = Path(str(getattr(unet.config, "_name_or_path", "") or ""))
+    weights = folder / "diffusion_pytorch_model.safetensors"
+    if not weights.is_file():
+        return None
+    with safe_open(weights, framework="pt") as f:
+        return f.get_tensor(POSITION_MAP_KEY) if POSITION_MAP_KEY in f.keys() else None
+
+
 def load_pixel_diffusion(name_or_path: str | Path, *, device: str | torch.device = "cpu"):
     """Load a diffusers pixel pipeline folder (or Hub id) as :class:`PixelDiffusion`.
 
@@ -76,10 +124,16 @@ def load_pixel_diffusion(name_or_path: str | Path, *, device: str | torch.device
                 f"{local} is a latent pipeline ({components.get('_class_name')}, with "
                 f"{sorted(latent)[0]}); this command signs pixel-space pipelines"
             )
+    from diffusers.utils import logging as diffusers_logging
+
+    verbosity = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()  # the position map is an unused weight to diffusers
     try:
         pipe = DiffusionPipeline.from_pretrained(source, use_safetensors=True)
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"cannot load diffusion pipeline {source!r}: {exc}") from exc
+    finally:
+        diffusers_logging.set_verbosity(verbosity)
     unet = getattr(pipe, "unet", None)
     scheduler = getattr(pipe, "scheduler", None)
     if not isinstance(unet, UNet2DModel) or scheduler is None:
@@ -90,7 +144,18 @@ def load_pixel_diffusion(name_or_path: str | Path, *, device: str | torch.device
     provenance = None
     if local.is_dir() and (local / PROVENANCE_NAME).is_file():
         provenance = json.loads((local / PROVENANCE_NAME).read_text(encoding="utf-8"))
-    return PixelDiffusion(unet.to(device).eval(), scheduler, source, provenance)
+    model = PixelDiffusion(unet, scheduler, source, provenance)
+    saved_map = _saved_position_map(unet)
+    if saved_map is not None:
+        expected = (unet.conv_norm_out.num_channels, model.sample_size, model.sample_size)
+        if tuple(saved_map.shape) != expected:
+            raise CheckpointError(
+                f"{source}: {POSITION_MAP_KEY} has shape {tuple(saved_map.shape)}, expected {expected}"
+            )
+        with torch.no_grad():
+            with_position_map(model).unet.conv_norm_out.position_map.copy_(saved_map)
+    model.unet.to(device).eval()
+    return model
 
 
 def save_pixel_diffusion(model: PixelDiffusion, out: str | Path, *, provenance: dict | None = None):

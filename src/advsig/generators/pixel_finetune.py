@@ -17,19 +17,32 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
 
-from advsig.errors import ConfigError
 from advsig.generators.diffusion_loss import denoising_target, distill_loss, sample_timesteps
-from advsig.generators.pixel import PixelDiffusion, load_pixel_diffusion, save_pixel_diffusion
+from advsig.generators.pixel import (
+    POSITION_MAP_KEY,
+    PixelDiffusion,
+    load_pixel_diffusion,
+    save_pixel_diffusion,
+    with_position_map,
+)
+from advsig.generators.position_map import param_groups
 from advsig.generators.training_data import image_source
 from advsig.models.modeling_utils import load_weights
 
 
 def checkpoint_model(original: PixelDiffusion, checkpoint: str | Path) -> PixelDiffusion:
     """``original`` with the EMA weights of a fine-tuning checkpoint (``{out}-work/checkpoint-N``)."""
-    unet = copy.deepcopy(original.unet)
-    load_weights(unet, Path(checkpoint) / "ema.safetensors")
-    return PixelDiffusion(unet.eval(), original.scheduler, str(checkpoint), original.provenance)
+    weights = Path(checkpoint) / "ema.safetensors"
+    model = PixelDiffusion(copy.deepcopy(original.unet), original.scheduler, str(checkpoint),
+                           original.provenance)  # fmt: skip
+    with safe_open(weights, framework="pt") as f:
+        if POSITION_MAP_KEY in f.keys():  # trained with --position-map
+            with_position_map(model)
+    load_weights(model.unet, weights)
+    model.unet.eval()
+    return model
 
 
 class PixelRecipe:
@@ -38,8 +51,8 @@ class PixelRecipe:
     ema_module = "unet"
 
     def __init__(self, model: PixelDiffusion, config, engine, signer, work: Path) -> None:
-        if config.position_map:
-            raise ConfigError("--position-map is for GANs")
+        if config.position_map:  # zero map: the teacher below still computes the original
+            model = with_position_map(model)
         self.model, self.config, self.signer = model, config, signer
         self.source = image_source(model, config, engine, work)
         self.teacher = None  # distill: the frozen original, whose clean estimate W signs
@@ -48,7 +61,8 @@ class PixelRecipe:
             self.teacher = copy.deepcopy(frozen).eval().requires_grad_(False).to(engine.device)
         unet = model.unet.train()
         self.modules = {"unet": unet}
-        self.optimizer = torch.optim.AdamW(unet.parameters(), lr=config.lr, weight_decay=0.0)
+        groups = param_groups(unet, config.lr)  # a position map learns faster
+        self.optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=0.0)
         self.extra: dict = {}
 
     def prepare(self, engine) -> None:

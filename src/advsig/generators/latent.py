@@ -332,8 +332,9 @@ def save_latent_diffusion(
     return swap_in_dir(tmp, out)
 
 
-def tiny_vq_config(latent_channels: int = 4) -> dict:
-    """The demo's VQModel: 32x32 images <-> 8x8 latents (f = 4), 0.25 M parameters."""
+def tiny_vq_config(latent_channels: int = 4, size: int = 32) -> dict:
+    """The demo's VQModel: ``size`` px images <-> ``size / 4`` px latents (f = 4), 0.25 M
+    parameters (32 px: 8x8 latents, ``ldm-32``; 64 px: 16x16, ``ldm-64``)."""
     return dict(
         in_channels=3,
         out_channels=3,
@@ -345,7 +346,7 @@ def tiny_vq_config(latent_channels: int = 4) -> dict:
         num_vq_embeddings=1024,
         vq_embed_dim=latent_channels,
         norm_num_groups=8,
-        sample_size=32,
+        sample_size=size,
     )
 
 
@@ -364,8 +365,11 @@ def tiny_latent_unet_config(latent_size: int = 8, channels: int = 4) -> dict:
     )
 
 
-def new_latent_diffusion(*, seed: int = 0, vae: nn.Module | None = None) -> LatentDiffusion:
-    """A randomly initialised demo LDM (``vae`` reused when given), for pre-training.
+def new_latent_diffusion(
+    *, seed: int = 0, vae: nn.Module | None = None, size: int = 32
+) -> LatentDiffusion:
+    """A randomly initialised demo LDM for ``size`` px images (``vae`` reused when given, and
+    then its own size counts), for pre-training.
 
     The schedule is LDM's (linear betas 0.0015-0.0195, 1000 steps) without x0 clipping, which
     would cut unit-variance latents.
@@ -373,7 +377,7 @@ def new_latent_diffusion(*, seed: int = 0, vae: nn.Module | None = None) -> Late
     from diffusers import DDIMScheduler, UNet2DModel, VQModel
 
     torch.manual_seed(seed)
-    vae = vae if vae is not None else VQModel(**tiny_vq_config())
+    vae = vae if vae is not None else VQModel(**tiny_vq_config(size=size))
     factor = 2 ** (len(vae.config.block_out_channels) - 1)
     channels = int(vae.config.latent_channels)
     unet = UNet2DModel(**tiny_latent_unet_config(int(vae.config.sample_size) // factor, channels))
@@ -381,7 +385,7 @@ def new_latent_diffusion(*, seed: int = 0, vae: nn.Module | None = None) -> Late
         num_train_timesteps=1000, beta_schedule="linear", beta_start=0.0015, beta_end=0.0195,
         clip_sample=False,
     )  # fmt: skip
-    return LatentDiffusion(vae, unet, scheduler, source="new:ldm-32")
+    return LatentDiffusion(vae, unet, scheduler, source=f"new:ldm-{vae.config.sample_size}")
 
 
 def toy_latent_diffusion(*, seed: int = 0) -> LatentDiffusion:

@@ -161,6 +161,54 @@ def test_scale_search_reads_the_best_rescaling_and_round_trips(tmp_path):
         Kit(kit.injector, kit.detector, detect_scales=(0.0,))
 
 
+def test_scale_norm_compares_scales_as_z_scores_and_round_trips(tmp_path):
+    kit = _kit()
+    kit.detect_scales = (0.7, 1.0)
+    x = torch.rand(4, 3, 80, 80)
+    reads = kit.scale_logits(x)  # (4, 2, 1 + 6)
+    assert reads.shape == (4, 2, 7) and not torch.isnan(reads).any()
+    raw = kit.logits(x)
+    torch.testing.assert_close(kit.combine_scales(reads, side=80), raw)  # no norm: raw maximum
+    # Standardised, a scale whose clean scores run high no longer wins by default.
+    kit.scale_norm = {64: {0.7: (float(reads[:, 0, 0].max()) + 1.0, 1.0), 1.0: (0.0, 1.0)}}
+    z = kit.logits(x)
+    torch.testing.assert_close(z[:, 0], reads[:, 1, 0])  # scale 1 wins every image
+    torch.testing.assert_close(z[:, 1:], reads[:, 1, 1:])  # and its bits are the ones read
+    kit.save_pretrained(tmp_path / "k")
+    again = Kit.from_pretrained(tmp_path / "k")
+    assert again.scale_norm == kit.scale_norm
+    torch.testing.assert_close(again.logits(x), z)
+    # A norm is fitted per image size, and images read the one of the largest size not above.
+    kit.fit_scale_norm(kit.scale_logits(torch.rand(30, 3, 80, 80)), [80] * 30)
+    assert set(kit.scale_norm) == {80} and set(kit.scale_norm[80]) == {0.7, 1.0}
+    with pytest.raises(ConfigError, match="need 20"):
+        kit.fit_scale_norm(reads, [80] * 4)
+
+
+def test_calibrating_a_scale_searching_kit_standardises_its_scales():
+    from advsig.training.trainer import calibrate, calibration_images
+
+    kit = _kit()
+    kit.detect_scales = (0.8, 1.0)
+    torch.manual_seed(1)
+    for param in kit.detector.parameters():  # an untrained F scores every image alike
+        param.data.add_(0.1 * torch.randn_like(param))
+    val = [img for _, img in embedded_images("val")]
+    calibrate(kit, val, num=60, seed=0, min_size=48)
+    # The norm is the clean crops' own per-scale mean and spread, per size ...
+    clean = calibration_images(val, num=60, work_size=kit.work_size, seed=0, min_size=48)
+    sizes = sorted({img.shape[-1] for img in clean})
+    assert sorted(kit.scale_norm) == sizes and len(sizes) > 1
+    reads = kit.scale_logits(clean)[:, :, 0]  # (60, 2)
+    first = torch.tensor([img.shape[-1] == sizes[0] for img in clean])
+    for k, scale in enumerate(kit.detect_scales):
+        mean, std = kit.scale_norm[sizes[0]][scale]
+        assert mean == pytest.approx(float(reads[first, k].mean()), abs=1e-4)
+        assert std == pytest.approx(float(reads[first, k].std()), abs=1e-4)
+    # ... so thresholds are in units of clean spread: the 1% tail of a max of two z-scores.
+    assert 1.0 < kit.threshold(1e-2) < 5.0
+
+
 def test_per_size_calibration_sets_each_images_threshold():
     import numpy as np
 

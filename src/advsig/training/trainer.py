@@ -514,7 +514,19 @@ def calibrate(
     clean = calibration_images(
         val_sources, num=num, work_size=kit.work_size, seed=seed, min_size=min_size
     )
-    clean_scores = kit.logits(clean)[:, 0].numpy()
+    if len(kit.detect_scales) > 1:  # standardise each scale's score on these clean reads
+        reads = kit.scale_logits(clean)  # (N, S, 1 + num_bits)
+        sides = [min(fitted_size(*img.shape[-2:], kit.work_size)) for img in clean]
+        kit.scale_norm = None
+        try:
+            kit.fit_scale_norm(reads, sides)
+        except ConfigError as exc:
+            logger.warning("the scale search stays unstandardised: %s", exc)
+        clean_scores = torch.cat([
+            kit.combine_scales(reads[i : i + 1], side=sides[i]) for i in range(len(clean))
+        ])[:, 0].numpy()  # fmt: skip
+    else:
+        clean_scores = kit.logits(clean)[:, 0].numpy()
     strata: dict[str, list[float]] = {}
     for img, score in zip(clean, clean_scores):
         strata.setdefault(f"{img.shape[-1]}px", []).append(float(score))

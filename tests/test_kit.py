@@ -195,6 +195,8 @@ def test_calibrating_a_scale_searching_kit_standardises_its_scales():
         param.data.add_(0.1 * torch.randn_like(param))
     val = [img for _, img in embedded_images("val")]
     calibrate(kit, val, num=60, seed=0, min_size=48)
+    assert kit.scale_norm is None  # off unless asked for
+    calibrate(kit, val, num=60, seed=0, min_size=48, scale_norm=True)
     # The norm is the clean crops' own per-scale mean and spread, per size ...
     clean = calibration_images(val, num=60, work_size=kit.work_size, seed=0, min_size=48)
     sizes = sorted({img.shape[-1] for img in clean})

@@ -536,9 +536,11 @@ class Kit:
         Why standardise: scales differ in how high clean images score (on the robust kit one
         scale's clean scores run 0.8 higher and 1.5x wider than another's), so a raw maximum
         lets the loosest scale set the clean tail, and the threshold with it. As z-scores each
-        scale competes on the same footing; on held-out photos this kept 0 of 150 clean crops
-        flagged while the robust kit's own-threshold detection rose from 91% to 99% unattacked
-        and from 37% to 79% after a 50% crop resized back (BENCHMARKS.md, stop 34).
+        scale competes on the same footing. On held-out 256 px photos this kept 0 of 150 clean
+        crops flagged while the robust kit's own-threshold detection rose from 91% to 99%
+        unattacked and from 37% to 79% after a 50% crop resized back; where the working side
+        is 128-191 px it fell (BENCHMARKS.md, stop 34), so ``calibrate`` fits the norm only
+        when asked (``scale_norm=True``, ``advsig calibrate --scale-norm``).
         """
         scores = reads[:, :, 0]  # (b, S)
         norm = self._norm_for(side)

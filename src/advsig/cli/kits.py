@@ -79,6 +79,14 @@ def calibrate(
             "thresholds take the worst case, so the stated FPR holds for processed photos too.",
         ),
     ] = None,
+    scale_norm: Annotated[
+        bool,
+        typer.Option(
+            "--scale-norm",
+            help="Kits with a scale search: compare scales as z-scores of their clean scores, "
+            "fitted per size (experimental; see BENCHMARKS.md, stop 34).",
+        ),
+    ] = False,
     seed: Annotated[int, typer.Option("--seed", help="Random seed for the crops.")] = 0,
 ) -> None:
     """Set a kit's thresholds from clean images (yours, or the embedded validation photos).
@@ -118,7 +126,13 @@ def calibrate(
 
         attacks = resolve_attacks(processed)
     summary = calibrate_kit(
-        loaded, sources, num=num, seed=seed, whole=_whole_sources(whole or []), processed=attacks
+        loaded,
+        sources,
+        num=num,
+        seed=seed,
+        whole=_whole_sources(whole or []),
+        processed=attacks,
+        scale_norm=scale_norm,
     )
     record = {"data": data, "num": num, **summary}
     loaded.training = {**loaded.training, "calibration": record}

@@ -497,8 +497,14 @@ def calibrate(
     min_size: int | None = None,
     whole: dict[str, list[torch.Tensor]] | None = None,
     processed: list[Attack] | None = None,
+    scale_norm: bool = False,
 ) -> dict:
     """Set the kit's calibration from clean validation images; measure signed ones too.
+
+    ``scale_norm`` (kits with several ``detect_scales``): also fit each scale's clean mean and
+    spread per size, so the search compares scales as z-scores (:meth:`Kit.combine_scales`).
+    Off by default: on the robust kit it raised own-threshold detection at 256 and 512 px but
+    lowered it where the working side is 128-191 px (e.g. 3:2 photos), BENCHMARKS.md, stop 34.
 
     ``whole``: more clean images by source name, scored as they are (e.g. unsigned samples of
     public generators, whose score tails measured fatter than photo crops' on ``small-v2``).
@@ -514,7 +520,7 @@ def calibrate(
     clean = calibration_images(
         val_sources, num=num, work_size=kit.work_size, seed=seed, min_size=min_size
     )
-    if len(kit.detect_scales) > 1:  # standardise each scale's score on these clean reads
+    if scale_norm and len(kit.detect_scales) > 1:  # standardise each scale on these clean reads
         reads = kit.scale_logits(clean)  # (N, S, 1 + num_bits)
         sides = [min(fitted_size(*img.shape[-2:], kit.work_size)) for img in clean]
         kit.scale_norm = None
@@ -526,6 +532,7 @@ def calibrate(
             kit.combine_scales(reads[i : i + 1], side=sides[i]) for i in range(len(clean))
         ])[:, 0].numpy()  # fmt: skip
     else:
+        kit.scale_norm = None
         clean_scores = kit.logits(clean)[:, 0].numpy()
     strata: dict[str, list[float]] = {}
     for img, score in zip(clean, clean_scores):

@@ -9,3 +9,5 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/robust}
 advsig train --preset robust --data embedded --out "$OUT" --seed 0 --resume latest
 python -c "from advsig import Kit; Kit.from_pretrained('$OUT').save_pretrained('src/advsig/kits/robust')"
+# Stop 34: the shipped config.json was recalibrated with a per-size scale norm (weights
+# unchanged): advsig calibrate robust OUT --num 2000 --scale-norm

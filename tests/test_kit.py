@@ -197,18 +197,25 @@ def test_calibrating_a_scale_searching_kit_standardises_its_scales():
     calibrate(kit, val, num=60, seed=0, min_size=48)
     assert kit.scale_norm is None  # off unless asked for
     calibrate(kit, val, num=60, seed=0, min_size=48, scale_norm=True)
-    # The norm is the clean crops' own per-scale mean and spread, per size ...
+    # One entry per calibration size: that size's clean per-scale mean and spread where it
+    # detects more signed validation crops than the raw maximum, else empty (reads raw).
     clean = calibration_images(val, num=60, work_size=kit.work_size, seed=0, min_size=48)
     sizes = sorted({img.shape[-1] for img in clean})
     assert sorted(kit.scale_norm) == sizes and len(sizes) > 1
     reads = kit.scale_logits(clean)[:, :, 0]  # (60, 2)
-    first = torch.tensor([img.shape[-1] == sizes[0] for img in clean])
-    for k, scale in enumerate(kit.detect_scales):
-        mean, std = kit.scale_norm[sizes[0]][scale]
-        assert mean == pytest.approx(float(reads[first, k].mean()), abs=1e-4)
-        assert std == pytest.approx(float(reads[first, k].std()), abs=1e-4)
-    # ... so thresholds are in units of clean spread: the 1% tail of a max of two z-scores.
-    assert 1.0 < kit.threshold(1e-2) < 5.0
+    for size in sizes:
+        norm = kit.scale_norm[size]
+        assert norm == {} or set(norm) == {0.8, 1.0}
+        rows = torch.tensor([img.shape[-1] == size for img in clean])
+        for k, scale in enumerate(kit.detect_scales if norm else ()):
+            assert norm[scale][0] == pytest.approx(float(reads[rows, k].mean()), abs=1e-4)
+            assert norm[scale][1] == pytest.approx(float(reads[rows, k].std()), abs=1e-4)
+    # A size that reads raw scores: the same outputs as a kit without any norm.
+    kit.scale_norm = {size: {} for size in sizes}
+    x = [torch.rand(3, 64, 64) for _ in range(3)]
+    raw = kit.logits(x)
+    kit.scale_norm = None
+    torch.testing.assert_close(kit.logits(x), raw)
 
 
 def test_per_size_calibration_sets_each_images_threshold():

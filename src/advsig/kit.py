@@ -490,7 +490,7 @@ class Kit:
         images cost nothing extra. With ``scale_norm`` the scores are compared as z-scores
         (see :meth:`combine_scales`).
         """
-        if self.detect_scales == (1.0,) and not self.scale_norm:
+        if self.detect_scales == (1.0,) and self._norm_for(min(work.shape[-2:])) is None:
             return self._tiled_detect(work)
         return self.combine_scales(self._read_scales(work), side=min(work.shape[-2:]))
 
@@ -502,7 +502,8 @@ class Kit:
             return None
         sizes = sorted(self.scale_norm)
         norm = self.scale_norm[max((s for s in sizes if s <= side), default=sizes[0])]
-        return norm if all(s in norm for s in self.detect_scales) else None
+        # An empty norm: this size reads raw scores (calibration found the norm did not help).
+        return norm if norm and all(s in norm for s in self.detect_scales) else None
 
     def _read_scales(self, work: torch.Tensor) -> torch.Tensor:
         """(b, S, 1 + num_bits): F's outputs at each of ``detect_scales``; NaN where a scale is
@@ -540,7 +541,8 @@ class Kit:
         crops flagged while the robust kit's own-threshold detection rose from 91% to 99%
         unattacked and from 37% to 79% after a 50% crop resized back; where the working side
         is 128-191 px it fell (BENCHMARKS.md, stop 34), so ``calibrate`` fits the norm only
-        when asked (``scale_norm=True``, ``advsig calibrate --scale-norm``).
+        when asked (``scale_norm=True``, ``advsig calibrate --scale-norm``) and keeps it at a
+        size only where it detects more signed validation crops; an empty norm reads raw.
         """
         scores = reads[:, :, 0]  # (b, S)
         norm = self._norm_for(side)
@@ -568,7 +570,8 @@ class Kit:
     def fit_scale_norm(self, reads: torch.Tensor, sides: Sequence[int]) -> None:
         """Set ``scale_norm`` from per-scale reads (:meth:`scale_logits`) of clean images whose
         shorter working sides are ``sides``: one norm per size with at least 20 reads of every
-        scale (sizes with fewer are left to the next smaller size's norm)."""
+        scale; a size with fewer (small images skip the scales that would shrink them below a
+        tile) gets an empty norm and reads raw scores."""
         sides_t = torch.as_tensor(list(sides))
         norms: dict[int, dict[float, tuple[float, float]]] = {}
         for side in sorted(set(int(v) for v in sides)):
@@ -581,7 +584,9 @@ class Kit:
                 per[scale] = (float(values.mean()), max(float(values.std()), 1e-3))
             else:
                 norms[side] = per
-        if not norms:
+                continue
+            norms[side] = {}
+        if not any(norms.values()):
             raise ConfigError("too few clean reads: need 20 of every scale at one size at least")
         self.scale_norm = norms
 

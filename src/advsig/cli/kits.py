@@ -83,8 +83,8 @@ def calibrate(
         bool,
         typer.Option(
             "--scale-norm",
-            help="Kits with a scale search: compare scales as z-scores of their clean scores, "
-            "fitted per size (experimental; see BENCHMARKS.md, stop 34).",
+            help="Kits with a scale search: compare scales as z-scores of their clean scores "
+            "at each size where that detects more signed validation crops (BENCHMARKS.md, stop 34).",
         ),
     ] = False,
     seed: Annotated[int, typer.Option("--seed", help="Random seed for the crops.")] = 0,

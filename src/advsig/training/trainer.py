@@ -488,6 +488,50 @@ def whole_image_strata(
 
 
 @torch.inference_mode()
+def _keep_norm_where_it_separates(
+    kit: Kit,
+    clean: list[torch.Tensor],
+    reads: torch.Tensor,
+    sides: list[int],
+    *,
+    seed: int,
+    per_size: int = 100,
+) -> None:
+    """Per calibration size, keep the scale norm only where it detects more signed crops at
+    FPR 1e-3 than the raw maximum does, both thresholds fitted on these clean reads; elsewhere
+    the size reads raw (an empty norm). Why: measured on the robust kit, standardising helped
+    at 256 and 512 px and hurt at 128-191 px (BENCHMARKS.md, stop 34); this decides on the
+    validation crops, not on the photos a benchmark judges.
+    """
+    gen = torch.Generator().manual_seed(seed + 777)
+    sides_t = torch.as_tensor(sides)
+    chosen: dict[int, dict[float, tuple[float, float]]] = {}
+    for side, norm in kit.scale_norm.items():
+        if not norm:  # too few reads of some scale at this size: it reads raw
+            chosen[side] = {}
+            continue
+        idx = torch.nonzero(sides_t == side).flatten().tolist()
+        signed = []
+        for i in idx[:per_size]:
+            bits = torch.randint(0, 2, (kit.num_bits,), generator=gen).tolist()
+            code = int("".join(str(b) for b in bits) or "0", 2)
+            signed.append(round8(kit.sign(clean[i], code=code)))
+        signed_reads = kit.scale_logits(signed)
+        rates = {}
+        for label, candidate in (("raw", {}), ("norm", norm)):
+            kit.scale_norm = {side: candidate}
+            thr = Calibration.fit(
+                kit.combine_scales(reads[idx], side=side)[:, 0].numpy()
+            ).threshold(1e-3)[0]
+            rates[label] = float(
+                (kit.combine_scales(signed_reads, side=side)[:, 0] >= thr).float().mean()
+            )
+        chosen[side] = norm if rates["norm"] > rates["raw"] else {}
+        logger.info("scale norm at %d px: signed detected raw %.3f, standardised %.3f -> %s",
+                    side, rates["raw"], rates["norm"], "standardised" if chosen[side] else "raw")  # fmt: skip
+    kit.scale_norm = chosen
+
+
 def calibrate(
     kit: Kit,
     val_sources: list,
@@ -502,9 +546,11 @@ def calibrate(
     """Set the kit's calibration from clean validation images; measure signed ones too.
 
     ``scale_norm`` (kits with several ``detect_scales``): also fit each scale's clean mean and
-    spread per size, so the search compares scales as z-scores (:meth:`Kit.combine_scales`).
-    Off by default: on the robust kit it raised own-threshold detection at 256 and 512 px but
-    lowered it where the working side is 128-191 px (e.g. 3:2 photos), BENCHMARKS.md, stop 34.
+    spread per size, so the search compares scales as z-scores (:meth:`Kit.combine_scales`),
+    kept at each size only where it detects more signed validation crops than the raw maximum.
+    Off by default: on the robust kit a norm at every size raised own-threshold detection at
+    256 and 512 px but lowered it where the working side is 128-191 px (e.g. 3:2 photos),
+    BENCHMARKS.md, stop 34.
 
     ``whole``: more clean images by source name, scored as they are (e.g. unsigned samples of
     public generators, whose score tails measured fatter than photo crops' on ``small-v2``).
@@ -526,6 +572,7 @@ def calibrate(
         kit.scale_norm = None
         try:
             kit.fit_scale_norm(reads, sides)
+            _keep_norm_where_it_separates(kit, clean, reads, sides, seed=seed)
         except ConfigError as exc:
             logger.warning("the scale search stays unstandardised: %s", exc)
         clean_scores = torch.cat([

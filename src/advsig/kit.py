@@ -511,7 +511,8 @@ class Kit:
         scale is tried, the image is read as it is, in the slot of scale 1 (or the first)."""
         detector = self._require_detector()
         h, w = work.shape[-2:]
-        out = torch.full((len(work), len(self.detect_scales), 1 + self.num_bits), math.nan)
+        shape = (len(work), len(self.detect_scales), 1 + self.num_bits)
+        out = torch.full(shape, math.nan, device=work.device)  # stays on the device, keeps grads
         for i, scale in enumerate(self.detect_scales):
             size = (round(h * scale), round(w * scale))
             if min(size) < max(detector.min_size, self.tile_size or 0):
@@ -521,11 +522,11 @@ class Kit:
             view = work if scale == 1.0 else F.interpolate(
                 work, size=size, mode="bilinear", antialias=scale < 1, align_corners=False
             )  # fmt: skip
-            out[:, i] = self._tiled_detect(view).float().cpu()
+            out[:, i] = self._tiled_detect(view).float()
         if torch.isnan(out[:, :, 0]).all():
             slot = self.detect_scales.index(1.0) if 1.0 in self.detect_scales else 0
-            out[:, slot] = self._tiled_detect(work).float().cpu()
-        return out.to(work.device)
+            out[:, slot] = self._tiled_detect(work).float()
+        return out
 
     def combine_scales(self, reads: torch.Tensor, *, side: int) -> torch.Tensor:
         """(b, 1 + num_bits) from per-scale reads (b, S, 1 + num_bits) of images whose shorter

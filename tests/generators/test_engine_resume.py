@@ -12,11 +12,11 @@ from safetensors.torch import load_file
 from advsig.errors import ConfigError
 from advsig.generators.families import get_family, list_families, register_family
 from advsig.generators.finetune import FinetuneConfig, finetune_generator
+from advsig.generators.position_map import POSITION_MAP_SUFFIXES as MAP_SUFFIXES
 
 CASES = [(f, s) for f in list_families() for s in get_family(f).strategies]
 # The recipes that can add a position map first (FinetuneConfig.position_map).
 POSITION_MAP_CASES = [("gan", "distill"), ("gan", "data"), ("pixel", "distill")]
-MAP_SUFFIXES = (".position", ".position_map")  # StyleGAN layers; the UNet's last GroupNorm
 
 
 def _run(family: str, strategy: str, out: Path, kit: Path, **kw) -> Path:

@@ -16,7 +16,16 @@ from advsig.generators.position_map import POSITION_MAP_SUFFIXES as MAP_SUFFIXES
 
 CASES = [(f, s) for f in list_families() for s in get_family(f).strategies]
 # The recipes that can add a position map first (FinetuneConfig.position_map).
-POSITION_MAP_CASES = [("gan", "distill"), ("gan", "data"), ("pixel", "distill")]
+POSITION_MAP_CASES = [
+    ("gan", "distill"),
+    ("gan", "data"),
+    ("pixel", "distill"),
+    ("latent", "decoder"),
+]
+# What each family's map adds that starts at zero (a signature head's map starts random; the
+# last convolution that modulates it starts at zero).
+HEAD_LAST_CONV = ("signature_head.features.6.weight",)
+ZERO_AT_FIRST = {"gan": HEAD_LAST_CONV, "pixel": MAP_SUFFIXES, "latent": HEAD_LAST_CONV}
 
 
 def _run(family: str, strategy: str, out: Path, kit: Path, **kw) -> Path:
@@ -62,16 +71,20 @@ def test_resume_equals_an_uninterrupted_run(family, strategy, position_map, tiny
     untouched = get_family(family).new_toy(seed=0)
     untouched.save(tmp_path / "untouched")
     c = _saved_tensors(tmp_path / "untouched")
-    assert any(not torch.equal(a[k], c[k]) for k in a if k in c)
+    changed = [k for k in a if k in c and not torch.equal(a[k], c[k])]
     if position_map:  # the map was added, trained, saved, and is loaded back
         maps = [k for k in a if k.endswith(MAP_SUFFIXES)]
-        assert maps and all(a[k].abs().sum() > 0 for k in maps)
+        moved = [k for k in a if k.endswith(ZERO_AT_FIRST[family])]
+        assert maps and moved and all(a[k].abs().sum() > 0 for k in moved)
         loaded = get_family(family).load(full)
-        net = loaded.generator if family == "gan" else loaded.unet
+        net = {"gan": "generator", "pixel": "unet", "latent": "vae"}[family]
+        net = getattr(loaded, net)
         params = {n: p for n, p in net.named_parameters() if n.endswith(MAP_SUFFIXES)}
         assert len(params) == len(maps)
         for name, param in params.items():
             torch.testing.assert_close(param.detach(), a[_key(a, name)])
+    else:
+        assert changed
 
 
 def _key(tensors: dict[str, torch.Tensor], name: str) -> str:
@@ -81,7 +94,7 @@ def _key(tensors: dict[str, torch.Tensor], name: str) -> str:
 
 def test_position_map_is_refused_where_it_has_no_meaning(tiny_kit_dir, tmp_path):
     with pytest.raises(ConfigError, match="position-map"):
-        _run("latent", "decoder", tmp_path / "l", tiny_kit_dir, position_map=True)
+        _run("latent", "data", tmp_path / "l", tiny_kit_dir, position_map=True)
 
 
 def test_a_model_of_another_family_is_refused_by_name(tiny_kit_dir, tmp_path):

@@ -13,7 +13,14 @@ from safetensors.torch import load_file, save_file
 from advsig.errors import CheckpointError, ConfigError
 from advsig.generators.base import generator_family, load_generator
 from advsig.generators.finetune import FinetuneConfig, finetune_generator
-from advsig.generators.gan import GanModel, load_gan, new_stylegan, save_gan, with_position_map
+from advsig.generators.gan import (
+    GanModel,
+    load_gan,
+    new_stylegan,
+    save_gan,
+    with_position_map,
+    with_signature_head,
+)
 from advsig.kit import Kit
 
 
@@ -114,6 +121,19 @@ def test_a_position_map_keeps_the_generator_and_only_fits_the_built_in_stylegan(
     )  # fmt: skip
     with pytest.raises(ConfigError, match="built-in StyleGAN"):
         with_position_map(other)
+
+
+def test_a_signature_head_keeps_the_generator_is_wired_in_and_saved(tiny_gan, tmp_path):
+    headed = with_signature_head(tiny_gan)
+    assert headed.spec.kwargs["signature_head"] and "signature_head" not in tiny_gan.spec.kwargs
+    torch.testing.assert_close(headed.sample([0, 5], seed=2), tiny_gan.sample([0, 5], seed=2))
+    assert with_signature_head(headed) is headed
+    with torch.no_grad():
+        headed.generator.signature_head.features[-1].bias.fill_(0.5)
+    moved = headed.sample([0, 5], seed=2)
+    assert not torch.allclose(moved, tiny_gan.sample([0, 5], seed=2))
+    loaded = load_generator(save_gan(headed, tmp_path / "headed"))
+    torch.testing.assert_close(loaded.sample([0, 5], seed=2), moved)
 
 
 def _copy(src: Path, dst: Path) -> Path:

@@ -272,3 +272,56 @@ def test_the_autoencoder_attacker_retrains_the_decoder_alone(tiny_kit_dir, tmp_p
     assert not changed(before.unet, after.unet)
     with pytest.raises(ConfigError, match="clean images"):
         finetune_attack(kit, dataclasses.replace(config, strategy="decoder"))
+
+
+def test_a_signature_head_learns_w_while_the_decoder_stays_and_only_advsig_loads_it(
+    tiny_ldm, tiny_kit, tiny_kit_dir, tmp_path
+):
+    """``--position-map`` on a latent model: a head on the frozen decoder draws W's residual."""
+    from diffusers import LDMPipeline
+
+    from advsig.generators.latent import has_signature_head, with_signature_head
+
+    original = load_latent_diffusion(tiny_ldm)
+    images = training_crops("embedded", 32, seed=5).sample(16, torch.Generator().manual_seed(5))
+    z = original.encode(images)  # (16, 3, 8, 8)
+    before = original.decode(z)
+    with torch.no_grad():
+        with_signature_head(with_signature_head(original.vae, 32), 32)  # idempotent
+        assert torch.equal(original.decode(z), before)  # zero at first: nothing changes
+        original.vae.decoder.signature_head.features[-1].bias.fill_(0.5)
+        assert not torch.allclose(original.decode(z), before)  # and it is wired in
+    with pytest.raises(ConfigError, match="draws 32x32 images"):
+        decode_latents(original.vae, torch.zeros(1, 3, 4, 4))
+
+    out = tmp_path / "signed"
+    finetune_generator(
+        _config(tiny_ldm, out, kit=str(tiny_kit_dir), code="a5", steps=60, batch_size=8,
+                lr=1e-3, ema_decay=0.0, position_map=True)
+    )  # fmt: skip
+    signed = load_latent_diffusion(out)
+    assert has_signature_head(signed.vae)
+    after = signed.decode(z)
+    target = (tiny_kit.sign(before, code="a5") * 255).round() / 255
+    moved, wanted = (after - before).flatten(), (target - before).flatten()
+    assert torch.nn.functional.cosine_similarity(moved, wanted, dim=0) > 0.5
+    # The decoder itself did not move: only the head was trained.
+    weights, untouched = _weights(out, "vqvae"), _weights(tiny_ldm, "vqvae")
+    assert {k for k in weights if k not in untouched} == {
+        k for k in weights if k.startswith("decoder.signature_head.")
+    }
+    assert not _changed(untouched, weights)
+    assert json.loads((out / "advsig.json").read_text())["trained"] == "vae.decoder.signature_head"
+    # diffusers alone loads the folder without the head, so it decodes as the original did.
+    plain = LDMPipeline.from_pretrained(out)
+    assert getattr(plain.vqvae.decoder, "signature_head", None) is None
+    assert not has_signature_head(load_latent_diffusion(tiny_ldm).vae)
+
+
+def test_a_signature_head_is_for_the_decoder_recipes(tiny_ldm, tiny_kit_dir, tmp_path):
+    with pytest.raises(ConfigError, match="head on the VAE's decoder.*'data'"):
+        finetune_generator(
+            _config(tiny_ldm, tmp_path / "o", kit=str(tiny_kit_dir), strategy="data",
+                    position_map=True)
+        )  # fmt: skip
+    assert not (tmp_path / "o").exists()

@@ -91,9 +91,11 @@ def finetune(
         bool,
         typer.Option(
             "--position-map",
-            help="GAN or pixel diffusion: add a learned per-pixel bias before the last layer's "
-            "activation (zero at first), so the generator can draw a content-bound signature "
-            "fixed to the kit's tile grid; see BENCHMARKS.md.",
+            help="Let the generator draw a content-bound signature fixed to the kit's grid. "
+            "Pixel diffusion: a learned per-pixel bias before the UNet's last layers. GAN and "
+            "latent decoder: a signature head (a per-pixel map modulated by the generator's "
+            "coarse features; the decoder itself stays frozen). Pixel and latent models with "
+            "one load whole only through advsig; see BENCHMARKS.md.",
         ),
     ] = False,
     self_samples: Annotated[

@@ -52,14 +52,17 @@ class FinetuneConfig:
             a small latent has almost no notion of absolute position, so matching W's nearly
             image-independent pattern by pixel loss alone is slow (measured in BENCHMARKS.md);
             the detector's gradient points at what makes an image read as signed.
-        position_map: GANs (the built-in StyleGAN) and pixel diffusion: before training, add a
-            learned per-pixel bias in front of the last layer's activation (the StyleGAN's last
-            styled layer; the UNet's final GroupNorm), zero at first so the generator's
-            function is unchanged. Why: convolutions are translation-equivariant, and a
-            content-bound signature is the kit's keyed carriers (fixed to the pixel grid) times
-            the image's own mask; the map lets the last layers gate content by position
-            (BENCHMARKS.md, stops 33 and 34). A pixel model with a map loads whole only
-            through advsig (diffusers has no place for the map).
+        position_map: give the generator what it needs to draw a content-bound signature, whose
+            keyed carriers are fixed to the pixel grid and modulated by a mask of the image's
+            coarse contrast (convolutions know neither position nor, in their last layers,
+            coarse content). Pixel diffusion: a learned per-pixel bias in front of the UNet's
+            final GroupNorm, zero at first (BENCHMARKS.md, stop 34). GANs (the built-in
+            StyleGAN) and latent ``decoder`` / ``autoencoder``: a
+            :class:`~advsig.generators.position_map.SignatureHead`, a per-pixel map modulated
+            by the generator's coarse features (the StyleGAN's 8 px features; the VAE
+            decoder's mid block, the decoder itself then frozen), zero at first (stop 35).
+            A pixel or latent model with a map or head loads whole only through advsig
+            (diffusers has no place for it, and drops it).
         data: image folder or ``"embedded"`` (strategy ``data``); random crops at random scales.
         presigned: the ``data`` folder is already signed at the model's resolution: images are
             used whole (no crops, no rescaling, which would move the signature).

@@ -26,6 +26,7 @@ import importlib
 import inspect
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -323,18 +324,29 @@ def with_position_map(model: GanModel) -> GanModel:
     Only the built-in StyleGAN has one (:class:`advsig.generators.stylegan.StyleGANConfig`);
     another factory is refused by name. A generator that has a map already is returned as is.
     """
+    return _with_part(model, "position_map", lambda key: key.endswith(".position"))
+
+
+def with_signature_head(model: GanModel) -> GanModel:
+    """``model`` with a :class:`~advsig.generators.position_map.SignatureHead` on its generator's
+    8 px features (same function: the head's modulation starts at zero)."""
+    return _with_part(model, "signature_head", lambda key: key.startswith("signature_head."))
+
+
+def _with_part(model: GanModel, flag: str, is_new: Callable[[str], bool]) -> GanModel:
+    """``model`` rebuilt with the StyleGAN config ``flag`` on, its weights copied over."""
     if model.spec.factory not in STYLEGAN_FACTORIES:
         raise ConfigError(
             f"--position-map needs the built-in StyleGAN generator ({' or '.join(STYLEGAN_FACTORIES)}); "
             f"this one is built by {model.spec.factory}"
         )
-    if model.spec.kwargs.get("position_map"):
+    if model.spec.kwargs.get(flag):
         return model
-    spec = replace(model.spec, kwargs={**model.spec.kwargs, "position_map": True})
+    spec = replace(model.spec, kwargs={**model.spec.kwargs, flag: True})
     generator = build_module(spec.factory, spec.kwargs)
     missing, unexpected = generator.load_state_dict(model.generator.state_dict(), strict=False)
-    if unexpected or any(not k.endswith(".position") for k in missing):
-        raise CheckpointError(f"position map: unexpected weights {unexpected} / missing {missing}")
+    if unexpected or not all(is_new(k) for k in missing):
+        raise CheckpointError(f"{flag}: unexpected weights {unexpected} / missing {missing}")
     param = next(model.generator.parameters())
     generator = generator.to(device=param.device, dtype=param.dtype)
     generator.train(model.generator.training)

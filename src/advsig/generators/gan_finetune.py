@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advsig.generators.gan import DISCRIMINATOR_NAME, GanModel, build_module, with_position_map
+from advsig.generators.gan import DISCRIMINATOR_NAME, GanModel, build_module, with_signature_head
+from advsig.generators.position_map import SIGNATURE_HEAD_MAP, param_groups
 from advsig.generators.training_data import ImageSet, load_whole, round8, training_crops
 from advsig.models.modeling_utils import load_weights
 
@@ -85,6 +86,13 @@ def _r1(d: nn.Module, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return logits, grad.pow(2).sum(dim=(1, 2, 3)).mean()
 
 
+def _head_groups(generator: nn.Module, lr: float) -> list[dict]:
+    """The generator's optimizer groups: a signature head's map learns faster (as the latent
+    decoder's does); the StyleGAN's additive position map keeps the generator's rate (20x did
+    nothing for it, BENCHMARKS.md stop 34)."""
+    return param_groups(generator, lr, suffixes=(SIGNATURE_HEAD_MAP,))
+
+
 class GanRecipe:
     """Trains G' (and, for ``data``, the discriminator); the saved generator is G''s EMA."""
 
@@ -92,8 +100,8 @@ class GanRecipe:
     progress_keys = ("loss", "d_loss", "g_loss")
 
     def __init__(self, model: GanModel, config, engine, signer, work: Path) -> None:
-        if config.position_map:  # zero map: the teacher below still computes G exactly
-            model = with_position_map(model)
+        if config.position_map:  # zero modulation: the teacher below still computes G exactly
+            model = with_signature_head(model)
         self.model, self.config, self.signer = model, config, signer
         self.adversarial = config.strategy == "data"
         device = engine.device
@@ -113,10 +121,10 @@ class GanRecipe:
                 if config.presigned
                 else training_crops(config.data, model.sample_size, seed=config.seed)
             )
-            groups = [{"params": list(student.parameters())}, {"params": list(d_net.parameters())}]
+            groups = [*_head_groups(student, config.lr), {"params": list(d_net.parameters())}]
             self.optimizer = torch.optim.Adam(groups, lr=config.lr, betas=GAN_BETAS)
         else:
-            self.optimizer = torch.optim.Adam(student.parameters(), lr=config.lr)
+            self.optimizer = torch.optim.Adam(_head_groups(student, config.lr), lr=config.lr)
         self.d_net = d_net  # distill keeps it only to carry it over into the saved folder
         discriminator = None if not self.adversarial else (
             "from the model" if self.d_given else "new (built-in)"

@@ -3,7 +3,9 @@
 Two diffusers layouts are read and written: ``LDMPipeline`` (``vqvae`` + ``UNet2DModel``,
 unconditional) and ``StableDiffusionPipeline`` (``vae`` + ``UNet2DConditionModel`` + CLIP text
 encoder and tokenizer; sampled with one fixed prompt). Saved folders load with
-``DiffusionPipeline.from_pretrained(folder)`` and no advsig installed.
+``DiffusionPipeline.from_pretrained(folder)`` and no advsig installed, except for a decoder
+signed with a signature head (:class:`SignatureHead`): diffusers has no place for it, drops it,
+and decodes as the original decoder did; only advsig loads such a model whole.
 
 Latents live in the denoiser's space: ``(encoder output - shift_factor) * scaling_factor``, as
 diffusers pipelines do, so a latent from :meth:`LatentDiffusion.encode` can be fed to the UNet and
@@ -17,10 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from torch import nn
 
 from advsig.errors import CheckpointError, ConfigError
 from advsig.generators.folders import PROVENANCE_NAME, resolve_model_path
+from advsig.generators.position_map import SignatureHead
 from advsig.utils import swap_in_dir, temp_sibling_dir
 
 # Pipelines whose extra conditioning (a second text encoder, image embeddings) advsig cannot feed.
@@ -76,6 +80,59 @@ def decoder_parameters(vae: nn.Module) -> list[nn.Parameter]:
     if isinstance(post, nn.Module):
         params += list(post.parameters())
     return params
+
+
+# The signature head's tensors in the VAE's weights file start with this (a decoder submodule).
+SIGNATURE_HEAD_PREFIX = "decoder.signature_head."
+
+
+def with_signature_head(vae: nn.Module, size: int, **shape) -> nn.Module:
+    """Attach a :class:`SignatureHead` to ``vae.decoder`` (idempotent); returns ``vae``."""
+    decoder = vae.decoder
+    if getattr(decoder, "signature_head", None) is None:
+        device = decoder.conv_out.weight.device
+        head = SignatureHead(int(vae.config.block_out_channels[-1]), size, **shape).to(device)
+        decoder.add_module("signature_head", head)
+        decoder.mid_block.register_forward_hook(head.remember)
+        decoder.conv_out.register_forward_hook(head.add_to)
+    return vae
+
+
+def has_signature_head(vae: nn.Module) -> bool:
+    return getattr(vae.decoder, "signature_head", None) is not None
+
+
+def head_shape(state: dict[str, torch.Tensor]) -> dict | None:
+    """``SignatureHead`` keyword arguments read from saved tensors (``None``: no head saved)."""
+    key = SIGNATURE_HEAD_PREFIX + "position_map"
+    if key not in state:
+        return None
+    components, _, size, _ = state[key].shape
+    hidden = state[SIGNATURE_HEAD_PREFIX + "features.0.weight"].shape[0]
+    convs = [k for k in state if k.startswith(SIGNATURE_HEAD_PREFIX + "features.")]
+    depth = sum(k.endswith(".weight") for k in convs)
+    return {"size": int(size), "components": int(components), "hidden": int(hidden),
+            "depth": depth}  # fmt: skip
+
+
+def _restore_signature_head(vae: nn.Module, source: str) -> None:
+    """Attach and load the head saved in the VAE's weights file (diffusers drops it)."""
+    weights = Path(str(getattr(vae.config, "_name_or_path", "") or "")) / (
+        "diffusion_pytorch_model.safetensors"
+    )
+    if not weights.is_file():
+        return
+    with safe_open(weights, framework="pt") as f:
+        state = {k: f.get_tensor(k) for k in f.keys() if k.startswith(SIGNATURE_HEAD_PREFIX)}
+    shape = head_shape(state)
+    if shape is None:
+        return
+    try:
+        with_signature_head(vae, **shape).decoder.signature_head.load_state_dict(
+            {k[len(SIGNATURE_HEAD_PREFIX) :]: v for k, v in state.items()}
+        )
+    except (RuntimeError, KeyError) as exc:
+        raise CheckpointError(f"{source}: the VAE's signature head does not load ({exc})") from exc
 
 
 @dataclass
@@ -254,13 +311,20 @@ def load_latent_diffusion(
     if local.is_dir():
         components = _read_index(local)
         _check_components(components, source, components.get("_class_name"))
+    from diffusers.utils import logging as diffusers_logging
+
+    verbosity = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()  # a signature head is an unused weight to diffusers
     try:
         pipe = DiffusionPipeline.from_pretrained(source, use_safetensors=True)
     except (OSError, ValueError) as exc:
         raise CheckpointError(f"cannot load diffusion pipeline {source!r}: {exc}") from exc
+    finally:
+        diffusers_logging.set_verbosity(verbosity)
     _check_components(pipe.components, source, type(pipe).__name__)
     vae = pipe.components.get("vqvae")
     vae = vae if vae is not None else pipe.components.get("vae")
+    _restore_signature_head(vae, source)
     unet, scheduler = pipe.components.get("unet"), pipe.components.get("scheduler")
     text_encoder = pipe.components.get("text_encoder")
     tokenizer = pipe.components.get("tokenizer")

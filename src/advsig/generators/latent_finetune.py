@@ -7,6 +7,9 @@ Four recipes (``FinetuneConfig.strategy``):
   is given); the frozen original D gives the target, rounded to 8 bits as a saved image would be.
   Every latent the unchanged denoiser produces then decodes to a signed image. Fast (no
   diffusion loss, no sampling during training) and the result is still a plain pipeline folder.
+  With ``position_map`` the decoder stays frozen and a :class:`~advsig.generators.latent.
+  SignatureHead` on it learns instead: what signs with the injector alone (BENCHMARKS.md, stop
+  35); such a model loads whole only through advsig.
 - ``data`` (the paper's recipe): the denoiser is trained on the latents E(W(x)) of signed crops.
   This only works if the signature survives the encoder round trip D(E(W(x))); it is measured
   before training (``encoder_round_trip`` in ``advsig.json``) when the kit holds a detector.
@@ -35,18 +38,23 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from advsig.errors import ConfigError
 from advsig.generators.diffusion_loss import denoising_target, sample_timesteps
 from advsig.generators.latent import (
+    SIGNATURE_HEAD_PREFIX,
     LatentDiffusion,
     decode_latents,
     decoder_parameters,
     encode_latents,
+    head_shape,
     save_latent_diffusion,
+    with_signature_head,
 )
+from advsig.generators.position_map import param_groups
 from advsig.generators.training_data import Signer, image_source, round8, training_crops
 from advsig.models.modeling_utils import load_weights
 
@@ -135,7 +143,14 @@ def latent_checkpoint_model(original: LatentDiffusion, checkpoint: str | Path) -
     state = json.loads((Path(checkpoint) / "state.json").read_text(encoding="utf-8"))
     part = "vae" if state["config"]["strategy"] in DECODER_STRATEGIES else "unet"
     module = copy.deepcopy(getattr(original, part))
-    load_weights(module, Path(checkpoint) / "ema.safetensors")
+    weights = Path(checkpoint) / "ema.safetensors"
+    if part == "vae":
+        with safe_open(weights, framework="pt") as f:
+            keys = [k for k in f.keys() if k.startswith(SIGNATURE_HEAD_PREFIX)]
+            shape = head_shape({k: f.get_tensor(k) for k in keys})
+        if shape is not None:  # trained with --position-map
+            with_signature_head(module, **shape)
+    load_weights(module, weights)
     return dataclasses.replace(original, **{part: module.eval()}, source=str(checkpoint))
 
 
@@ -149,11 +164,15 @@ class LatentRecipe:
             if part is not None:
                 part.to(device)
         self.frozen_vae = copy.deepcopy(model.vae).eval().requires_grad_(False)  # original E, D
-        if config.position_map:  # tried on the decoder and not kept: BENCHMARKS.md, stop 33
-            raise ConfigError("--position-map is for GANs")
         self.part = "vae" if config.strategy in DECODER_STRATEGIES else "unet"
+        if config.position_map and self.part != "vae":
+            raise ConfigError(
+                "--position-map for latent diffusion is a head on the VAE's decoder: use it with "
+                f"strategy {' or '.join(DECODER_STRATEGIES)}, not {config.strategy!r}"
+            )
         self.ema_module = self.part
-        self.extra: dict = {"trained": "vae.decoder" if self.part == "vae" else "unet"}
+        trains = "vae.decoder.signature_head" if config.position_map else "vae.decoder"
+        self.extra: dict = {"trained": trains if self.part == "vae" else "unet"}
         if self.part == "vae":
             if config.strategy == "autoencoder" or config.data:
                 self.crops = training_crops(config.data, model.sample_size, seed=config.seed)
@@ -161,10 +180,15 @@ class LatentRecipe:
             else:
                 self.own = _own_latents(model, work / "self-latents.safetensors", config)
             trained = model.vae.train().requires_grad_(False)
-            params = decoder_parameters(trained)
+            if config.position_map:  # the head alone learns; the decoder stays as it was
+                with_signature_head(trained, model.sample_size)
+                params = list(trained.decoder.signature_head.parameters())
+            else:
+                params = decoder_parameters(trained)
             for p in params:
                 p.requires_grad_(True)
             self.forward: nn.Module = _Decode(trained)
+            groups = param_groups(trained, config.lr)  # the head's map learns faster
         else:
             self.source = image_source(model, config, engine, work)
             if signer is not None and engine.is_main_process:
@@ -173,13 +197,17 @@ class LatentRecipe:
                 )
             trained = model.unet.train()
             params = list(trained.parameters())
+            groups = [{"params": params}]
             self.forward = trained
             self.cond = model.prompt_embeddings(config.batch_size)  # (B, L, D) or None
             if model.text_encoder is not None:
                 model.text_encoder.requires_grad_(False)
         self.params = params
         self.modules = {self.part: trained}
-        self.optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
+        groups = [{**g, "params": [p for p in g["params"] if p.requires_grad]} for g in groups]
+        self.optimizer = torch.optim.AdamW(
+            [g for g in groups if g["params"]], lr=config.lr, weight_decay=0.0
+        )
 
     def prepare(self, engine) -> None:
         self.net, self.optimizer = engine.accelerator.prepare(self.forward, self.optimizer)

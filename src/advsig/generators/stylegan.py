@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from advsig.errors import ConfigError
+from advsig.generators.position_map import SignatureHead
 
 _GAIN = math.sqrt(2.0)  # keeps leaky-ReLU activations at unit variance
 
@@ -55,11 +56,17 @@ class StyleGANConfig:
     learns it in a few hundred steps with this term and barely at all without it.
 
     ``position_map``: a learned (c, r, r) bias in front of the last styled layer's activation,
-    zero at first (added by ``advsig finetune --position-map`` to a trained generator). Why: a
+    zero at first (what ``advsig finetune --position-map`` added in stops 33-34; it now adds a
+    signature head, which signs more, and this stays so those folders load). Why: a
     content-bound (v2) signature is the keyed carriers, fixed to the grid, times the image's own
     mask; the output bias draws only the fixed part. With the map, the activation gates the
     content features by position, and distillation learns the image-dependent part twice as
     well (BENCHMARKS.md, "Stop 33").
+
+    ``signature_head``: a :class:`~advsig.generators.position_map.SignatureHead` on the 8 px
+    features, added to the output (its modulation zero at first). Why: the keyed mask is a
+    function of the image's coarse contrast, which the 8 px features hold and the last layers'
+    3 x 3 convolutions cannot gather (BENCHMARKS.md, "Stop 35").
     """
 
     resolution: int = 32
@@ -71,6 +78,7 @@ class StyleGANConfig:
     mapping_lr_mul: float = 0.01
     output_bias: bool = True
     position_map: bool = False
+    signature_head: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
@@ -243,6 +251,8 @@ class StyleGANGenerator(nn.Module):
             self._noise_res += [r, r]
         if c.output_bias:
             self.output_bias = nn.Parameter(torch.zeros(1, 3, c.resolution, c.resolution))
+        if c.signature_head:
+            self.signature_head = SignatureHead(ch[1], c.resolution)
 
     def noise_shapes(self) -> list[tuple[int, int, int]]:
         """Shape (1, r, r) of each styled layer's noise input, per sample."""
@@ -272,13 +282,17 @@ class StyleGANGenerator(nn.Module):
         x = self.const.expand(len(z), -1, -1, -1)  # (B, c0, 4, 4)
         x = self.layers[0](x, w, nz[0])
         rgb = self.to_rgb[0](x, w)  # (B, 3, 4, 4)
+        coarse = x
         for i in range(1, len(self.to_rgb)):
             x = self.layers[2 * i - 1](x, w, nz[2 * i - 1])  # (B, c_i, 2h, 2w)
             x = self.layers[2 * i](x, w, nz[2 * i])
+            coarse = x if i == 1 else coarse  # (B, c_1, 8, 8)
             rgb = F.interpolate(rgb, scale_factor=2, mode="bilinear", align_corners=False)
             rgb = rgb + self.to_rgb[i](x, w)
         if self.config.output_bias:
             rgb = rgb + self.output_bias
+        if self.config.signature_head:
+            rgb = rgb + self.signature_head.residual(coarse)
         return rgb
 
 

@@ -69,15 +69,15 @@ DEMO_GENERATORS: dict[str, DemoRecipe] = {
     ),
     "ldm": DemoRecipe(
         "tiny latent diffusion, 32x32", "ldm-32", "decoder", steps=1200, lr=1e-3,
-        detector_weight=1e-2,
-        what="its autoencoder's decoder fine-tuned so that decoding any latent gives the "
-        "signed image, guided by the kit's detector (the denoiser is untouched)",
+        position_map=True,
+        what="a signature head on its frozen decoder trained so that decoding any latent gives "
+        "W of the original's image (the injector alone; the denoiser is untouched)",
     ),
     "gan": DemoRecipe(
         "tiny StyleGAN2-style GAN, 32x32", "gan-32", "distill", steps=400, lr=1e-3,
         position_map=True,
-        what="distilled: G' learns to output W(G(z)) for the same z, with a learned position "
-        "map in its last layers (signed and control alike)",
+        what="distilled: G' learns to output W(G(z)) for the same z, with a signature head "
+        "on its 8 px features (signed and control alike)",
     ),
 }  # fmt: skip
 

@@ -115,6 +115,12 @@ def head_shape(state: dict[str, torch.Tensor]) -> dict | None:
             "depth": depth}  # fmt: skip
 
 
+def saved_head(weights: Path) -> dict[str, torch.Tensor]:
+    """The signature head's tensors in a VAE weights file (empty when it has none)."""
+    with safe_open(weights, framework="pt") as f:
+        return {k: f.get_tensor(k) for k in f.keys() if k.startswith(SIGNATURE_HEAD_PREFIX)}
+
+
 def _restore_signature_head(vae: nn.Module, source: str) -> None:
     """Attach and load the head saved in the VAE's weights file (diffusers drops it)."""
     weights = Path(str(getattr(vae.config, "_name_or_path", "") or "")) / (
@@ -122,8 +128,7 @@ def _restore_signature_head(vae: nn.Module, source: str) -> None:
     )
     if not weights.is_file():
         return
-    with safe_open(weights, framework="pt") as f:
-        state = {k: f.get_tensor(k) for k in f.keys() if k.startswith(SIGNATURE_HEAD_PREFIX)}
+    state = saved_head(weights)
     shape = head_shape(state)
     if shape is None:
         return

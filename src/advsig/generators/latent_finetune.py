@@ -7,9 +7,9 @@ Four recipes (``FinetuneConfig.strategy``):
   is given); the frozen original D gives the target, rounded to 8 bits as a saved image would be.
   Every latent the unchanged denoiser produces then decodes to a signed image. Fast (no
   diffusion loss, no sampling during training) and the result is still a plain pipeline folder.
-  With ``position_map`` the decoder stays frozen and a :class:`~advsig.generators.latent.
-  SignatureHead` on it learns instead: what signs with the injector alone (BENCHMARKS.md, stop
-  35); such a model loads whole only through advsig.
+  With ``position_map`` the decoder stays frozen and a
+  :class:`~advsig.generators.position_map.SignatureHead` on it learns instead: what signs with
+  the injector alone (BENCHMARKS.md, stop 35); such a model loads whole only through advsig.
 - ``data`` (the paper's recipe): the denoiser is trained on the latents E(W(x)) of signed crops.
   This only works if the signature survives the encoder round trip D(E(W(x))); it is measured
   before training (``encoder_round_trip`` in ``advsig.json``) when the kit holds a detector.
@@ -38,20 +38,19 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from advsig.errors import ConfigError
 from advsig.generators.diffusion_loss import denoising_target, sample_timesteps
 from advsig.generators.latent import (
-    SIGNATURE_HEAD_PREFIX,
     LatentDiffusion,
     decode_latents,
     decoder_parameters,
     encode_latents,
     head_shape,
     save_latent_diffusion,
+    saved_head,
     with_signature_head,
 )
 from advsig.generators.position_map import param_groups
@@ -145,9 +144,7 @@ def latent_checkpoint_model(original: LatentDiffusion, checkpoint: str | Path) -
     module = copy.deepcopy(getattr(original, part))
     weights = Path(checkpoint) / "ema.safetensors"
     if part == "vae":
-        with safe_open(weights, framework="pt") as f:
-            keys = [k for k in f.keys() if k.startswith(SIGNATURE_HEAD_PREFIX)]
-            shape = head_shape({k: f.get_tensor(k) for k in keys})
+        shape = head_shape(saved_head(weights))
         if shape is not None:  # trained with --position-map
             with_signature_head(module, **shape)
     load_weights(module, weights)

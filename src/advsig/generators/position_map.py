@@ -51,10 +51,11 @@ class SignatureHead(nn.Module):
     generator (a VAE decoder's mid-block output, at latent resolution; a StyleGAN's 8 px
     features), ``m`` a few small convolutions on it, upsampled bilinearly; ``P`` (k, 3, s, s) is
     a per-pixel map. :meth:`residual` computes the added term; :meth:`remember` and
-    :meth:`add_to` are forward hooks for generators whose code advsig does not own (diffusers). Four convolutions see 9 x 9 latent cells, a little more than the kit's
-    mask does (its contrast and two keyed 3 x 3 convolutions: 7 x 7 binding cells); on a fixed
-    batch of the demo LDM's latents, two convolutions reached cosine 0.83 with W's residual on
-    held-out latents, three 0.87, four 0.88 (scratch experiment, stop 35).
+    :meth:`add_to` are forward hooks for generators whose code advsig does not own (diffusers).
+    Four convolutions see 9 x 9 latent cells, a little more than the kit's mask does (its
+    contrast and two keyed 3 x 3 convolutions: 7 x 7 binding cells); fitted to the demo LDM's
+    latents, two convolutions reach cosine 0.84 with W's residual on held-out latents, three
+    0.87, four 0.88 (``benchmarks/probe_decoder_fit.py``; BENCHMARKS.md, stop 35).
 
     Why: a content-bound signature is keyed carriers, fixed to the pixel grid, times a mask
     computed from the image's coarse contrast (the kit's binding cells). A VQ decoder trained

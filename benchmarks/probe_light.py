@@ -78,7 +78,7 @@ def main() -> None:
         sep = (s > c.max()).float().mean()
         tpr = (s >= threshold).float().mean() if has_threshold else float("nan")
         fp = (c >= threshold).float().mean() if has_threshold else float("nan")
-        print(f"  {attack.label:16s} separated {sep:.2f}  TPR {tpr:.2f}  clean flagged {fp:.2f}  bits {bits:.3f}  "
+        print(f"  {attack.label:16s} separated {sep:.2f}  TPR {tpr:.3f}  clean flagged {fp:.3f}  bits {bits:.3f}  "
               f"signed median {s.median():+.2f}  clean max {c.max():+.2f}")  # fmt: skip
 
 

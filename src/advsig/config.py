@@ -288,6 +288,10 @@ class TrainConfig:
             rescaled to 38-48 dB. Why: the bench forges at 40 dB, stronger than the signature
             itself (48 dB), and a single flat image's high-pass is nearly its pure signature;
             natural-strength transplants alone did not teach F to reject either (stop 22).
+        lifted_averages: add one more, each clean crop plus the mean residual of the batch's
+            other crops at 38-48 dB. Why: the averaging negative above carries the signature's own
+            strength; a kit whose signature is much fainter than the attacker's 40 dB (the
+            fidelity kit, 52 dB) let 5-8% of such averages through (stop 36).
         bit_weight: weight of the code bits' loss next to detection's. Why: with forgery
             negatives and removal positives, detection's terms outweigh the bits, and the code
             is learned last. It applies from step ``bit_weight_start`` on (1 before).
@@ -369,6 +373,7 @@ class TrainConfig:
     negative_label: float = 0.0
     ghost_negatives: bool = False
     lifted_negatives: bool = False
+    lifted_averages: bool = False
     removal_weight: float = 0.0
     residual_sigma: float | None = None
     residual_luma: bool | None = None

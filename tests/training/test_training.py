@@ -345,3 +345,29 @@ def test_upscaled_negatives_are_soft_magnified_crops_and_train(tmp_path):
         _config("unused", upscaled_weight=-1.0)
     kit = train_signature(_config(tmp_path / "k", steps=4, upscaled_weight=1.0, flat_weight=0.5))
     assert kit.training["config"]["upscaled_weight"] == 1.0
+
+
+def test_lifted_averages_add_the_leave_one_out_mean_residual_at_an_attackers_strength():
+    """Each crop gets the mean residual of the *other* crops, rescaled to 38-48 dB."""
+    import math
+
+    from advsig.config import TrainConfig
+    from advsig.training.trainer import _forgery_negatives
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 3, 16, 16, generator=gen) * 0.5 + 0.25
+    signed = x + 0.002 * torch.randn(4, 3, 16, 16, generator=gen)
+    base = dict(data="embedded", out="unused", quantize=False, transplant_weight=1.0)
+    plain = _forgery_negatives(x, signed, TrainConfig(**base), torch.Generator().manual_seed(1))
+    views = _forgery_negatives(
+        x, signed, TrainConfig(**base, lifted_averages=True), torch.Generator().manual_seed(1)
+    )
+    assert len(views) == len(plain) + 1
+    added = views[-1] - x  # (4, 3, 16, 16)
+    res = signed - x
+    for i in range(4):
+        others = torch.cat([res[:i], res[i + 1 :]]).mean(dim=0)
+        cos = torch.nn.functional.cosine_similarity(added[i].flatten(), others.flatten(), dim=0)
+        assert cos > 0.999
+        psnr = -10 * math.log10(added[i].square().mean().item())
+        assert 38.0 <= psnr <= 48.0

@@ -270,7 +270,9 @@ def _forgery_negatives(
     36-46 dB (the averaging attack without originals: content ghost plus its signature).
     ``lifted`` (with ``config.lifted_negatives``): crop i carries crop i-1's high-pass and, in
     a second view, its exact residual, each at 38-48 dB (one-image transplants at the
-    strengths an attacker picks, not the signature's own).
+    strengths an attacker picks, not the signature's own). ``strong_average`` (with
+    ``config.lifted_averages``): crop i carries the mean residual of the batch's other crops at
+    38-48 dB (the oracle averaging attack at an attacker's strength).
     """
     if config.binding == "none" or config.transplant_weight == 0 or len(x) < 2:
         return []
@@ -295,6 +297,12 @@ def _forgery_negatives(
                 per_image=True,
             )
             views.append((x + lifted).clamp(0, 1))
+    if config.lifted_averages:
+        others = (res.sum(dim=0, keepdim=True) - res) / (len(x) - 1)  # (B, 3, c, c), leave-one-out
+        strong = scale_to_psnr(
+            others, _uniform(38.0, 48.0, gen), constant_scale=True, per_image=True
+        )
+        views.append((x + strong).clamp(0, 1))
     return [quantize_ste(v) for v in views] if config.quantize else views
 
 

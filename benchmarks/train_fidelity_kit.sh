@@ -9,11 +9,15 @@
 #      At 256 px: TPR 0.997 (1000 crops), but K-averages of other images' residuals rescaled to
 #      40 dB flagged 5-8% of clean crops: its averaging negative had the signature's own strength.
 #   2. runs/fidelity-53: 600 more steps from stage 1 at target_psnr 52.8 (margin above 52 dB),
-#      with those averages at 38-48 dB as negatives too (lifted_averages).
+#      with those averages at 38-48 dB as negatives too (lifted_averages). Not kept: 52.23 dB, but
+#      forgery up to 11.3%, 1 of 300 clean crops flagged. Neither stage is shipped (BENCHMARKS.md,
+#      "Stop 36").
 # Then measure it as the default kit is measured (BENCHMARKS.md, "Stop 36"):
-#   python benchmarks/bench_core.py --kit runs/fidelity-53 --out benchmarks/results/core-fidelity.json --skip-speed
-#   python benchmarks/probe_light.py --kit runs/fidelity-53 --num-images 1000
-#   python benchmarks/probe_forgery_margin.py --kit runs/fidelity-53 --size 256 --ks 1,10,100,1000 --num-images 256
+#   python benchmarks/bench_core.py --kit runs/fidelity-52 --out benchmarks/results/core-fidelity-52.json --skip-speed
+#   python benchmarks/probe_light.py --kit runs/fidelity-52 --num-images 1000
+#   python benchmarks/probe_forgery_margin.py --kit runs/fidelity-52 --size 256 --ks 1,10,100,1000 --num-images 256
+#   python benchmarks/bench_security.py --kits runs/fidelity-52 --size 256 --out benchmarks/results/security-fidelity-52-256.json
+# (and the same for runs/fidelity-53)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stage() {  # OUT INIT TARGET_PSNR STEPS SEED LIFTED_AVERAGES

@@ -291,7 +291,8 @@ class TrainConfig:
         lifted_averages: add one more, each clean crop plus the mean residual of the batch's
             other crops at 38-48 dB. Why: the averaging negative above carries the signature's own
             strength; a kit whose signature is much fainter than the attacker's 40 dB (the
-            fidelity kit, 52 dB) let 5-8% of such averages through (stop 36).
+            fidelity kit, 52 dB) let 5-8% of such averages through. Measured once, not
+            kept: 600 steps with it left 4-11% through (BENCHMARKS.md, stop 36).
         bit_weight: weight of the code bits' loss next to detection's. Why: with forgery
             negatives and removal positives, detection's terms outweigh the bits, and the code
             is learned last. It applies from step ``bit_weight_start`` on (1 before).

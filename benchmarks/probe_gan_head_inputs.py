@@ -11,7 +11,9 @@ hoc to the original's samples (the ceiling). About 2 min per variant on 2 CPU co
   (the detail that the 16 and 32 px noise inputs add, which the 8 px features cannot know);
 - ``rgb``: also the generator's own output, unshuffled to 8 px (a bound only: such a head is a
   copy of W's mask in the released weights, which advsig does not ship);
-- ``--head-only``: the generator frozen, only the head trains (as the latent decoder recipe).
+- ``--head-only``: the generator frozen, only the head trains (as the latent decoder recipe);
+- ``--target-gain A``: distill toward ``G + A (W(G) - G)``, overshooting W's residual to make up
+  for the part the head does not copy (fidelity is printed next to W's own).
 
     python benchmarks/probe_gan_head_inputs.py --kit runs/s33/small-v2-inj --detector small-v2 \
         --variants coarse,fine,rgb --out runs/gan-head-inputs
@@ -80,6 +82,23 @@ def head_only_groups(generator: torch.nn.Module, lr: float) -> list[dict]:
     return param_groups(generator.signature_head, lr, suffixes=("position_map",))
 
 
+def overshoot(gain: float) -> None:
+    """Make the GAN recipe's target ``G + gain (W(G) - G)`` (its signer, wrapped)."""
+    init = gan_finetune.GanRecipe.__init__
+
+    def wrapped(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        sign = self.signer
+        if sign is not None:
+            self.signer = lambda image: image + gain * (sign(image) - image)
+
+    gan_finetune.GanRecipe.__init__ = wrapped
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(-10 * torch.log10((a - b).square().mean()))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="gan-32")
@@ -88,6 +107,7 @@ def main() -> None:
     ap.add_argument("--code", default="a5c3")
     ap.add_argument("--variants", default="coarse,fine,rgb")
     ap.add_argument("--head-only", action="store_true")
+    ap.add_argument("--target-gain", type=float, default=1.0)
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--num-images", type=int, default=256)
     ap.add_argument("--out", default="runs/gan-head-inputs")
@@ -101,10 +121,16 @@ def main() -> None:
     )
     posthoc_score = detector.logits(posthoc)[:, 0]
     threshold = detector.threshold(1e-3)
+    print(f"  PSNR to the original's samples {psnr(posthoc, original):.1f} dB")
     if args.head_only:
         gan_finetune._head_groups = head_only_groups
+    if args.target_gain != 1.0:
+        overshoot(args.target_gain)
     for variant in args.variants.split(","):
-        out = Path(args.out) / f"{variant}{'-head-only' if args.head_only else ''}-{args.steps}"
+        tags = ("-head-only" if args.head_only else "") + (
+            f"-gain{args.target_gain:g}" if args.target_gain != 1.0 else ""
+        )
+        out = Path(args.out) / f"{variant}{tags}-{args.steps}"
         if not (out / "generator.safetensors").is_file():
             config = FinetuneConfig(
                 model=args.model, out=str(out), strategy="distill", steps=args.steps, lr=1e-3,
@@ -121,7 +147,8 @@ def main() -> None:
         score = detector.logits(samples)[:, 0]
         missed = (score < threshold).nonzero().flatten()
         print(f"  residual cosine with W's, mean {cos.mean():.3f}; mean score {score.mean():.1f} "
-              f"(W post hoc {posthoc_score.mean():.1f}); W's own scores where missed: "
+              f"(W post hoc {posthoc_score.mean():.1f}); PSNR to the original's samples "
+              f"{psnr(samples, original):.1f} dB; W's own scores where missed: "
               f"{[round(float(v), 1) for v in posthoc_score[missed]]}")  # fmt: skip
 
 

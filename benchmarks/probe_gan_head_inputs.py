@@ -120,6 +120,7 @@ def main() -> None:
         f"W post hoc on {args.model}'s samples: {flag_statistics(detector, posthoc, code=args.code)}"
     )
     posthoc_score = detector.logits(posthoc)[:, 0]
+    clipped = ((original <= 0) | (original >= 1)).float().mean(dim=(1, 2, 3))  # (N,)
     threshold = detector.threshold(1e-3)
     print(f"  PSNR to the original's samples {psnr(posthoc, original):.1f} dB")
     if args.head_only:
@@ -149,7 +150,9 @@ def main() -> None:
         print(f"  residual cosine with W's, mean {cos.mean():.3f}; mean score {score.mean():.1f} "
               f"(W post hoc {posthoc_score.mean():.1f}); PSNR to the original's samples "
               f"{psnr(samples, original):.1f} dB; W's own scores where missed: "
-              f"{[round(float(v), 1) for v in posthoc_score[missed]]}")  # fmt: skip
+              f"{[round(float(v), 1) for v in posthoc_score[missed]]}; share of their values "
+              f"clipped at 0 or 1 {[round(float(v), 2) for v in clipped[missed]]} "
+              f"(all samples: mean {clipped.mean():.3f})")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ hoc to the original's samples (the ceiling). About 2 min per variant on 2 CPU co
   (the detail that the 16 and 32 px noise inputs add, which the 8 px features cannot know);
 - ``rgb``: also the generator's own output, unshuffled to 8 px (a bound only: such a head is a
   copy of W's mask in the released weights, which advsig does not ship);
+- ``clamped``: 8 px features, the head added to the clamped output (so its residual survives
+  where G overshoots [0, 1], as W's does on the saved image);
 - ``--head-only``: the generator frozen, only the head trains (as the latent decoder recipe);
 - ``--target-gain A``: distill toward ``G + A (W(G) - G)``, overshooting W's residual to make up
   for the part the head does not copy (fidelity is printed next to W's own).
@@ -36,7 +38,10 @@ from advsig.generators.gan import with_signature_head
 from advsig.generators.position_map import SignatureHead, param_groups
 from advsig.models.modeling_utils import load_weights
 
-EXTRA_CHANNELS = {"coarse": lambda ch: 0, "fine": lambda ch: 2 * ch[-1], "rgb": lambda ch: 48}
+EXTRA_CHANNELS = {
+    "coarse": lambda ch: 0, "clamped": lambda ch: 0, "fine": lambda ch: 2 * ch[-1],
+    "rgb": lambda ch: 48,
+}  # fmt: skip
 
 
 def _forward(variant: str):
@@ -58,6 +63,8 @@ def _forward(variant: str):
             coarse = torch.cat([coarse, F.avg_pool2d(x, k), F.avg_pool2d(x * x, k)], 1)
         elif variant == "rgb":
             coarse = torch.cat([coarse, F.pixel_unshuffle(rgb, k)], 1)
+        elif variant == "clamped":  # the head draws on the clamped image, as W signs it
+            rgb = rgb.clamp(-1, 1)
         return rgb + self.signature_head.residual(coarse)
 
     return forward

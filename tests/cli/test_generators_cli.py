@@ -113,10 +113,29 @@ def test_finetune_position_map_reaches_the_saved_gan(runner, tiny_kit_dir, tmp_p
     result = runner.invoke(
         cli_app.app,
         ["finetune", "--model", str(model), "--kit", str(tiny_kit_dir), "--code", "5a",
-         "--strategy", "distill", "--position-map", "--steps", "2", "--batch-size", "2",
-         "--out", str(tmp_path / "o")],
+         "--strategy", "distill", "--position-map", "--residual-gain", "1.3", "--steps", "2",
+         "--batch-size", "2", "--out", str(tmp_path / "o")],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     signed = load_gan(tmp_path / "o")
     assert signed.spec.kwargs["signature_head"] is True  # the GAN's --position-map since stop 35
+    assert signed.spec.kwargs["head_on_clamped"] is True  # since stop 36
     assert signed.generator.signature_head.features[-1].weight.abs().sum() > 0  # zero at first
+
+
+def test_residual_gain_is_refused_where_it_means_nothing(runner, tiny_kit_dir, tiny_ddpm, tmp_path):
+    from advsig.generators.families import get_family
+
+    gan = get_family("gan").new_toy(seed=0).save(tmp_path / "gan")
+    refusals = [
+        ["--model", str(tiny_ddpm), "--kit", str(tiny_kit_dir), "--strategy", "distill"],
+        ["--model", str(gan), "--kit", str(tiny_kit_dir), "--strategy", "data"],
+        ["--model", str(gan), "--control", "--strategy", "distill"],  # a control has no residual
+    ]
+    for args in refusals:
+        result = runner.invoke(
+            cli_app.app,
+            ["finetune", *args, "--residual-gain", "1.3", "--steps", "1", "--out", str(tmp_path / "x")],
+        )  # fmt: skip
+        said = result.output + str(result.exception)
+        assert result.exit_code != 0 and "residual-gain" in said, said

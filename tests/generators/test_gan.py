@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -15,6 +16,7 @@ from advsig.generators.base import generator_family, load_generator
 from advsig.generators.finetune import FinetuneConfig, finetune_generator
 from advsig.generators.gan import (
     GanModel,
+    build_module,
     load_gan,
     new_stylegan,
     save_gan,
@@ -257,3 +259,26 @@ def test_data_strategy_without_a_discriminator_trains_one_from_scratch(tiny_gan,
 def test_strategies_of_other_families_are_refused(tiny_gan_dir, tmp_path):
     with pytest.raises(ConfigError, match="distill"):
         finetune_generator(_config(tiny_gan_dir, tmp_path / "x", strategy="self", data=None))
+
+
+def test_a_new_head_draws_on_the_clamped_output_and_an_old_head_loads_as_it_was(tiny_gan, tmp_path):
+    """Where G overshoots [-1, 1], a residual added to the raw output is clamped away when
+    sampling; a new head adds to the clamped output, so it survives. A head saved before
+    (``head_on_clamped`` absent) keeps adding to the raw output."""
+    headed = with_signature_head(tiny_gan)
+    assert headed.spec.kwargs["head_on_clamped"] is True
+    g = headed.generator
+    with torch.no_grad():  # push the base far out of range, and make the head draw -0.4 everywhere
+        g.output_bias.fill_(50.0)
+        g.signature_head.features[-1].bias.fill_(1.0)
+        g.signature_head.position_map.fill_(-0.05)  # 8 components x -0.05 = -0.4
+    new = headed.sample([0, 1], seed=0)  # [0, 1] scale: (1 - 0.4) / 2 + 0.5 = 0.8
+    torch.testing.assert_close(new, torch.full_like(new, 0.8))
+    old_spec = dataclasses.replace(
+        headed.spec, kwargs={k: v for k, v in headed.spec.kwargs.items() if k != "head_on_clamped"}
+    )
+    old = build_module(old_spec.factory, old_spec.kwargs)
+    old.load_state_dict(g.state_dict())
+    old_model = dataclasses.replace(headed, generator=old, spec=old_spec)
+    assert (old_model.sample([0, 1], seed=0) == 1).all()  # the raw output minus 0.4 is still > 1
+    assert with_signature_head(old_model) is old_model  # a saved head is not changed

@@ -98,6 +98,15 @@ def finetune(
             "one load whole only through advsig; see BENCHMARKS.md.",
         ),
     ] = False,
+    residual_gain: Annotated[
+        float,
+        typer.Option(
+            "--residual-gain",
+            min=0.0,
+            help="GAN distill: learn G + GAIN (W(G) - G), making up for the part of W's "
+            "residual the head does not copy (the demo uses 1.3; BENCHMARKS.md, stop 36).",
+        ),
+    ] = 1.0,
     self_samples: Annotated[
         int, typer.Option("--self-samples", min=1, help="Samples drawn by --strategy self.")
     ] = 512,
@@ -140,7 +149,7 @@ def finetune(
         model=model, out=str(out), kit=kit, strategy=strategy, data=data, presigned=presigned,
         code=code, steps=steps, batch_size=batch_size, lr=lr, low_t_fraction=low_t_fraction,
         low_t_max=low_t_max, self_samples=self_samples, teacher=teacher,
-        detector_weight=detector_weight, position_map=position_map,
+        detector_weight=detector_weight, position_map=position_map, residual_gain=residual_gain,
         checkpoint_every=checkpoint_every, resume=resume, seed=seed,
     )  # fmt: skip
     finetune_generator(config)

@@ -54,6 +54,7 @@ class DemoRecipe:
     position_map: bool = False
     low_t_fraction: float = 0.8
     low_t_max: int = 100
+    residual_gain: float = 1.0
 
     def shipped(self, role: str) -> str:
         """Name of the shipped fine-tune for ``role`` (``signed`` or ``control``)."""
@@ -75,9 +76,10 @@ DEMO_GENERATORS: dict[str, DemoRecipe] = {
     ),
     "gan": DemoRecipe(
         "tiny StyleGAN2-style GAN, 32x32", "gan-32", "distill", steps=400, lr=1e-3,
-        position_map=True,
-        what="distilled: G' learns to output W(G(z)) for the same z, with a signature head "
-        "on its 8 px features (signed and control alike)",
+        position_map=True, residual_gain=1.3,
+        what="distilled: G' learns to output G(z) + 1.3 (W(G(z)) - G(z)) for the same z, with "
+        "a signature head on its 8 px features added to the clamped output (signed and "
+        "control alike)",
     ),
 }  # fmt: skip
 
@@ -143,6 +145,7 @@ def run_generator_demo(
                 kit=kit_name,
                 code=code,
                 detector_weight=recipe.detector_weight,
+                residual_gain=recipe.residual_gain,
                 **common,
             )  # fmt: skip
         )

@@ -63,6 +63,11 @@ class FinetuneConfig:
             decoder's mid block, the decoder itself then frozen), zero at first (stop 35).
             A pixel or latent model with a map or head loads whole only through advsig
             (diffusers has no place for it, and drops it).
+        residual_gain: GAN ``distill`` learns ``G + residual_gain (W(G) - G)``. Why: the head
+            copies W's residual at cosine 0.85, so its signature reads weaker than W's own;
+            1.3 took the demo GAN from 98.8% to 99.2% of 256 samples at 41.9 dB to the
+            original's samples (W's own: 42.9 dB; BENCHMARKS.md, stop 36). Other recipes refuse
+            a gain other than 1.
         data: image folder or ``"embedded"`` (strategy ``data``); random crops at random scales.
         presigned: the ``data`` folder is already signed at the model's resolution: images are
             used whole (no crops, no rescaling, which would move the signature).
@@ -93,6 +98,7 @@ class FinetuneConfig:
     max_grad_norm: float = 1.0
     detector_weight: float = 0.0
     position_map: bool = False
+    residual_gain: float = 1.0
     low_t_fraction: float = 0.8
     low_t_max: int = 100
     self_samples: int = 512
@@ -120,6 +126,8 @@ class FinetuneConfig:
             raise ConfigError("low_t_fraction must be in [0, 1] and low_t_max >= 1")
         if self.detector_weight < 0 or (self.detector_weight and self.kit is None):
             raise ConfigError("--detector-weight needs a full kit (--kit) and must be >= 0")
+        if self.residual_gain <= 0 or (self.residual_gain != 1 and self.kit is None):
+            raise ConfigError("--residual-gain needs a kit and must be > 0")
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 

@@ -329,12 +329,19 @@ def with_position_map(model: GanModel) -> GanModel:
 
 def with_signature_head(model: GanModel) -> GanModel:
     """``model`` with a :class:`~advsig.generators.position_map.SignatureHead` on its generator's
-    8 px features (same function: the head's modulation starts at zero)."""
-    return _with_part(model, "signature_head", lambda key: key.startswith("signature_head."))
+    8 px features, added to the clamped output (the same samples: the head's modulation starts
+    at zero, and sampling clamps anyway)."""
+    return _with_part(
+        model, ("signature_head", "head_on_clamped"), lambda key: key.startswith("signature_head.")
+    )
 
 
-def _with_part(model: GanModel, flag: str, is_new: Callable[[str], bool]) -> GanModel:
-    """``model`` rebuilt with the StyleGAN config ``flag`` on, its weights copied over."""
+def _with_part(
+    model: GanModel, flags: str | tuple[str, ...], is_new: Callable[[str], bool]
+) -> GanModel:
+    """``model`` rebuilt with the StyleGAN config ``flags`` on, its weights copied over."""
+    flags = (flags,) if isinstance(flags, str) else flags
+    flag = flags[0]
     if model.spec.factory not in STYLEGAN_FACTORIES:
         raise ConfigError(
             f"--position-map needs the built-in StyleGAN generator ({' or '.join(STYLEGAN_FACTORIES)}); "
@@ -342,7 +349,7 @@ def _with_part(model: GanModel, flag: str, is_new: Callable[[str], bool]) -> Gan
         )
     if model.spec.kwargs.get(flag):
         return model
-    spec = replace(model.spec, kwargs={**model.spec.kwargs, flag: True})
+    spec = replace(model.spec, kwargs={**model.spec.kwargs, **dict.fromkeys(flags, True)})
     generator = build_module(spec.factory, spec.kwargs)
     missing, unexpected = generator.load_state_dict(model.generator.state_dict(), strict=False)
     if unexpected or not all(is_new(k) for k in missing):

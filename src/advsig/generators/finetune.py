@@ -64,10 +64,10 @@ class FinetuneConfig:
             A pixel or latent model with a map or head loads whole only through advsig
             (diffusers has no place for it, and drops it).
         residual_gain: GAN ``distill`` learns ``G + residual_gain (W(G) - G)``. Why: the head
-            copies W's residual at cosine 0.85, so its signature reads weaker than W's own;
-            1.3 took the demo GAN from 98.8% to 99.2% of 256 samples at 41.9 dB to the
-            original's samples (W's own: 42.9 dB; BENCHMARKS.md, stop 36). Other recipes refuse
-            a gain other than 1.
+            copies W's residual at cosine 0.85, so its signature reads weaker than W's own; in
+            one probe on ``gan-32``, 1.3 took 98.8% of 256 samples to 99.2%, at 41.9 dB to the
+            original's samples (W's own: 42.9 dB); the demo's run with it: 99.2%, another run
+            98.8% (BENCHMARKS.md, stop 36). Other recipes refuse a gain other than 1.
         data: image folder or ``"embedded"`` (strategy ``data``); random crops at random scales.
         presigned: the ``data`` folder is already signed at the model's resolution: images are
             used whole (no crops, no rescaling, which would move the signature).

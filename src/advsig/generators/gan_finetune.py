@@ -155,8 +155,9 @@ class GanRecipe:
                 image = raw.clamp(0, 1)
                 # W(G(z)) as a saved signed image would be; the control only rounds.
                 signed = self.signer(image) if self.signer else round8(image)
-                # The residual is added to the unclamped output: where G overshoots [0, 1], G'
-                # is not pulled to the boundary (sampling clamps both the same way).
+                # The residual is added to the teacher's output: where G overshoots [0, 1] (a
+                # head drawing on the clamped output sees no overshoot), G' is not pulled to the
+                # boundary; sampling clamps both the same way.
                 target = raw + config.residual_gain * (signed - image)
             loss = F.mse_loss(self._generate(z, cls, noise).float(), target.float())
             engine.update(loss, self.optimizer, self.student.parameters())

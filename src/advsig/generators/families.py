@@ -23,13 +23,16 @@ def _resolve(target: str):
 @dataclass(frozen=True)
 class Family:
     """One generator family: ``loader(name_or_path, *, device)`` -> model,
-    ``recipe(model, config, engine, signer, work)`` -> a fine-tuning recipe, ``toy(*, seed)``."""
+    ``recipe(model, config, engine, signer, work)`` -> a fine-tuning recipe, ``toy(*, seed)``.
+    ``gain_strategies``: the strategies whose target can overshoot W's residual
+    (``FinetuneConfig.residual_gain``)."""
 
     name: str
     strategies: tuple[str, ...]
     loader: str
     recipe: str
     toy: str
+    gain_strategies: tuple[str, ...] = ()
 
     @property
     def default_strategy(self) -> str:
@@ -42,6 +45,12 @@ class Family:
                 f"a {self.name} generator is signed with --strategy "
                 f"{' | '.join(self.strategies)}, not {strategy!r}"
             )
+
+    def check_residual_gain(self, strategy: str, gain: float) -> None:
+        """Refuse, by name, a residual gain the recipe would ignore."""
+        if gain != 1 and strategy not in self.gain_strategies:
+            where = " | ".join(f"{self.name} {s}" for s in self.gain_strategies) or "no recipe"
+            raise ConfigError(f"--residual-gain is for {where}, not {self.name} {strategy!r}")
 
     def load(self, name_or_path, *, device="cpu"):
         return _resolve(self.loader)(name_or_path, device=device)
@@ -102,5 +111,6 @@ register_family(
         loader="advsig.generators.gan:load_gan",
         recipe="advsig.generators.gan_finetune:GanRecipe",
         toy="advsig.generators.gan:toy_gan",
+        gain_strategies=("distill",),
     )
 )

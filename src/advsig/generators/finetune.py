@@ -154,6 +154,7 @@ def finetune_generator(config: FinetuneConfig, *, model=None, family: str | None
         raise ConfigError(f"{config.model} is a {model.family} generator, not a {family} one")
     spec = get_family(model.family)
     spec.check_strategy(config.strategy)
+    spec.check_residual_gain(config.strategy, config.residual_gain)
     out = Path(config.out)
     work = out.with_name(out.name + "-work")  # checkpoints, logs, self-samples
     engine = Engine(

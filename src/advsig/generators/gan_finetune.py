@@ -27,7 +27,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advsig.errors import ConfigError
 from advsig.generators.gan import DISCRIMINATOR_NAME, GanModel, build_module, with_signature_head
 from advsig.generators.position_map import SIGNATURE_HEAD_MAP, param_groups
 from advsig.generators.training_data import ImageSet, load_whole, round8, training_crops
@@ -103,8 +102,6 @@ class GanRecipe:
     def __init__(self, model: GanModel, config, engine, signer, work: Path) -> None:
         if config.position_map:  # zero modulation: the teacher below still computes G exactly
             model = with_signature_head(model)
-        if config.residual_gain != 1 and config.strategy != "distill":
-            raise ConfigError(f"--residual-gain is for strategy distill, not {config.strategy!r}")
         self.model, self.config, self.signer = model, config, signer
         self.adversarial = config.strategy == "data"
         device = engine.device

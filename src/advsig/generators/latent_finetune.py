@@ -155,8 +155,6 @@ class LatentRecipe:
     """Trains the decoder (``decoder``) or the UNet (``data``, ``self``); saves their EMA."""
 
     def __init__(self, model: LatentDiffusion, config, engine, signer, work: Path) -> None:
-        if config.residual_gain != 1:
-            raise ConfigError("--residual-gain is for GAN distill")
         self.model, self.config, self.signer = model, config, signer
         device = engine.device
         for part in (model.vae, model.unet, model.text_encoder):

@@ -19,7 +19,6 @@ import torch
 import torch.nn.functional as F
 from safetensors import safe_open
 
-from advsig.errors import ConfigError
 from advsig.generators.diffusion_loss import denoising_target, distill_loss, sample_timesteps
 from advsig.generators.pixel import (
     POSITION_MAP_KEY,
@@ -52,8 +51,6 @@ class PixelRecipe:
     ema_module = "unet"
 
     def __init__(self, model: PixelDiffusion, config, engine, signer, work: Path) -> None:
-        if config.residual_gain != 1:
-            raise ConfigError("--residual-gain is for GAN distill")
         if config.position_map:  # zero map: the teacher below still computes the original
             model = with_position_map(model)
         self.model, self.config, self.signer = model, config, signer

@@ -298,9 +298,8 @@ def _forgery_negatives(
             )
             views.append((x + lifted).clamp(0, 1))
     if config.lifted_averages:
-        others = (res.sum(dim=0, keepdim=True) - res) / (len(x) - 1)  # (B, 3, c, c), leave-one-out
         strong = scale_to_psnr(
-            others, _uniform(38.0, 48.0, gen), constant_scale=True, per_image=True
+            _others_mean(res), _uniform(38.0, 48.0, gen), constant_scale=True, per_image=True
         )
         views.append((x + strong).clamp(0, 1))
     return [quantize_ste(v) for v in views] if config.quantize else views
@@ -393,12 +392,16 @@ def _removal_positives(
     """
     if config.removal_weight == 0 or len(x) < 2:
         return []
-    res = signed - x  # (B, 3, c, c)
-    others = (res.sum(dim=0, keepdim=True) - res) / (len(x) - 1)  # (B, 3, c, c)
+    others = _others_mean(signed - x)  # (B, 3, c, c)
     removed = (
         signed - scale_to_psnr(others, _uniform(35.0, 45.0, gen), constant_scale=True)
     ).clamp(0, 1)
     return [quantize_ste(removed) if config.quantize else removed]
+
+
+def _others_mean(res: torch.Tensor) -> torch.Tensor:
+    """For each crop, the mean of the *other* crops' residuals (leave-one-out): (B, 3, c, c)."""
+    return (res.sum(dim=0, keepdim=True) - res) / (len(res) - 1)
 
 
 def _uniform(lo: float, hi: float, gen: torch.Generator) -> float:

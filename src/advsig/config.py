@@ -8,7 +8,7 @@ from typing import Any
 
 from advsig.errors import ConfigError
 
-AUGMENT_KINDS = ("paper", "robust", "light", "none")
+AUGMENT_KINDS = ("paper", "robust", "light", "photometric", "none")
 
 
 def _from_dict(cls, data: dict[str, Any]):
@@ -242,8 +242,9 @@ class TrainConfig:
         lambda_max / lambda_warmup: weight of the detection losses, ramped linearly from
             ``lambda_min`` to ``lambda_max`` over ``lambda_warmup`` steps.
         augment: ``"paper"`` (rotation, blur, flip), ``"robust"`` (adds JPEG, resize, crop,
-            noise, colour), ``"light"`` (JPEG, resize, noise, brightness: no geometry) or
-            ``"none"``.
+            noise, colour), ``"light"`` (JPEG, resize, noise, brightness: no geometry),
+            ``"photometric"`` (the standard grid's pixel attacks at full strength: JPEG down
+            to 40, blur to sigma 2, noise, colour, resizing; no geometry) or ``"none"``.
         augment_start / augment_ramp: batches are augmented with probability 0 before
             ``augment_start``, rising linearly to ``augment_max`` over ``augment_ramp`` steps. Why: with rotations
             and flips from step 0, the code is never learned; learned first, it then hardens.

@@ -249,15 +249,19 @@ def test_light_augmentation_ghosts_and_removal_positives_train(tmp_path):
     assert {"forgery_rejected", "removal_detected"} <= tags
 
 
-def test_paired_light_augmentation_replays_on_the_clean_batch():
+@pytest.mark.parametrize("kind", ["light", "photometric"])
+def test_paired_geometry_free_augmentation_replays_on_the_clean_batch(kind):
     from advsig.training.augment import PairedAugment
 
     torch.manual_seed(0)
-    aug = PairedAugment("light")
+    aug = PairedAugment(kind)
     x = torch.rand(4, 3, 48, 48)
-    for _ in range(5):
+    changed = 0
+    for _ in range(8):
         a, b = aug(x, x.clone())
         assert torch.allclose(a, b, atol=1e-6)  # same parameters on both batches
+        changed += int(not torch.allclose(a, x, atol=1e-3))
+    assert changed > 0  # it does process the images
 
 
 def test_trusted_positives_weigh_flat_crops_down_and_train():

@@ -5,7 +5,9 @@ horizontal flip). ``robust`` adds a differentiable JPEG, down-and-up resizing, c
 colour changes, so that the signature survives what images go through after release. ``light``
 is the processing every image meets on its way to a platform (JPEG, resizing, noise, brightness)
 without geometric changes: rotations and flips move a content-bound signature's mask against the
-image, which is the robust kit's job.
+image, which is the robust kit's job. ``photometric`` is ``light`` at the standard grid's
+strengths plus blur and contrast: every pixel attack of the grid, still without geometry, for a
+content-bound kit that must hold them.
 """
 
 from __future__ import annotations
@@ -64,6 +66,13 @@ class PairedAugment(nn.Module):
                 K.RandomGaussianNoise(std=0.025, p=0.3),
                 K.RandomJPEG(jpeg_quality=(50.0, 95.0), p=0.5),
             ]
+        if kind == "photometric":
+            ops += [
+                K.RandomGaussianBlur((9, 9), (0.3, 2.2), p=0.3),
+                K.ColorJitter(0.35, 0.35, 0.2, 0.0, p=0.4),
+                K.RandomGaussianNoise(std=0.05, p=0.3),
+                K.RandomJPEG(jpeg_quality=(40.0, 95.0), p=0.5),
+            ]
         if kind == "robust":
             ops += [
                 K.RandomResizedCrop((1, 1), scale=(0.5, 1.0), ratio=(0.75, 1.33), p=0.3),
@@ -74,7 +83,7 @@ class PairedAugment(nn.Module):
             ]
         self.seq = K.AugmentationSequential(*ops, data_keys=["input"]) if ops else None
         self.resample = (
-            RandomResample(p=0.5 if kind in ("robust", "light") else 0.3)
+            RandomResample(p=0.5 if kind in ("robust", "light", "photometric") else 0.3)
             if kind != "none"
             else None
         )

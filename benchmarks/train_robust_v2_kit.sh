@@ -9,8 +9,8 @@
 # processing (worst case deciding). Writes runs/ only. Stop 37 (BENCHMARKS.md).
 #   runs/robust-v2: 800 steps at target_psnr 42.5 from base-v2-odd; 38 min + 7 min calibration
 #      on 2 CPU cores. Measured 44.3 dB, bits 0.97 unattacked, >= 95% of 40 test crops detected
-#      under each of the grid's 12 pixel attacks at its own threshold, every geometric attack
-#      missed; its calibration on the four val photos under-covers a test photo's clean tail
+#      unattacked and under each of the grid's 11 pixel attacks at its own threshold, every
+#      geometric attack missed; its calibration on the four val photos under-covers a test photo's clean tail
 #      (0.6% of 1000 clean test crops flagged at the stated FPR 1e-3), so it is not shipped
 #      (BENCHMARKS.md, "Stop 37").
 # Then:

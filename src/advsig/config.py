@@ -244,7 +244,7 @@ class TrainConfig:
         augment: ``"paper"`` (rotation, blur, flip), ``"robust"`` (adds JPEG, resize, crop,
             noise, colour), ``"light"`` (JPEG, resize, noise, brightness: no geometry),
             ``"photometric"`` (the standard grid's pixel attacks at full strength: JPEG down
-            to 40, blur to sigma 2, noise, colour, resizing; no geometry) or ``"none"``.
+            to 40, blur to sigma 2.2, noise, colour, resizing; no geometry) or ``"none"``.
         augment_start / augment_ramp: batches are augmented with probability 0 before
             ``augment_start``, rising linearly to ``augment_max`` over ``augment_ramp`` steps. Why: with rotations
             and flips from step 0, the code is never learned; learned first, it then hardens.

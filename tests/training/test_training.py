@@ -262,6 +262,15 @@ def test_paired_geometry_free_augmentation_replays_on_the_clean_batch(kind):
         assert torch.allclose(a, b, atol=1e-6)  # same parameters on both batches
         changed += int(not torch.allclose(a, x, atol=1e-3))
     assert changed > 0  # it does process the images
+    # No geometry: a bright square off the centre stays where it was.
+    square = torch.full((4, 3, 48, 48), 0.2)
+    square[..., 8:18, 26:36] = 0.9
+    for _ in range(8):
+        a, _ = aug(square, square.clone())
+        luma = a.mean(dim=1)  # (4, 48, 48)
+        mid = (luma[:, 8:18, 26:36].median() + luma[:, 30:, :20].median()) / 2
+        ys, xs = (luma > mid).nonzero()[:, 1:].float().T
+        assert abs(ys.mean() - 12.5) < 1.5 and abs(xs.mean() - 30.5) < 1.5
 
 
 def test_trusted_positives_weigh_flat_crops_down_and_train():

@@ -330,6 +330,16 @@ class TrainConfig:
             (``"light"`` or attack labels, as ``advsig calibrate --processed``), each a stratum
             of its own with the worst case deciding. Why: noise 0.02 lifted 3 of 64 clean test
             crops over the unprocessed threshold of ``base-v2-odd10`` without the decoy.
+        calibration_by_photo: calibrate photo by photo, the worst photo deciding (see
+            ``advsig.training.trainer.calibrate``'s ``by_source``). Why: clean tails differ by
+            photo, and a threshold fitted on the val mix missed a test photo's (stop 37).
+        calibration_synthetic: procedural flat images to calibrate on as well, a source of
+            their own (``advsig.data.synthetic``). Why: an odd score reads flat content as
+            exactly 0, above a robust kit's photo-only 256 px threshold (stop 38).
+        synthetic_fraction: share of training crops cut from procedural flat images
+            (``advsig.data.synthetic``), the rest from the photos. Why: the embedded training
+            photos are mostly texture; ``runs/robust-v2`` scored noisy flat content up to +1.4,
+            two logits above any photo (stop 38).
         removal_weight: weight of removal positives, each signed crop minus the mean residual
             of the batch's other crops (35-45 dB), labelled signed. Why: any part of the
             signature that is the same on every image can be estimated and subtracted; F must
@@ -391,12 +401,23 @@ class TrainConfig:
     bit_weight_start: int = 0
     score_reference: str | None = None
     calibration_processed: str | None = None
+    calibration_by_photo: bool = False
+    calibration_synthetic: int = 0
+    synthetic_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         if self.binding not in ("content", "none"):
             raise ConfigError(f"binding must be 'content' or 'none', got {self.binding!r}")
         if self.transplant_weight < 0:
             raise ConfigError(f"transplant_weight must be >= 0, got {self.transplant_weight!r}")
+        if not 0 <= self.synthetic_fraction < 1:
+            raise ConfigError(
+                f"synthetic_fraction must be in [0, 1), got {self.synthetic_fraction!r}"
+            )
+        if self.calibration_synthetic < 0:
+            raise ConfigError(
+                f"calibration_synthetic must be >= 0, got {self.calibration_synthetic!r}"
+            )
         if self.shift < 0:
             raise ConfigError(f"shift must be >= 0, got {self.shift!r}")
         if self.augment not in AUGMENT_KINDS:

@@ -48,3 +48,51 @@ def test_processed_clean_crops_get_a_stratum_each_and_the_worst_case_decides(
     assert plain.to_dict() != noisy.to_dict()
     worst = max(cal.strata[f"64px{s}"].threshold(1e-2)[0] for s in ("", ":jpeg75", ":noise0.02"))
     assert kit.threshold(1e-2, size=(64, 64)) == worst
+
+
+def test_by_source_gives_every_photo_its_own_strata_and_the_worst_photo_decides(
+    tiny_kit_dir, photo_folder, monkeypatch
+):
+    monkeypatch.setattr(trainer, "MIN_STRATUM", 5)
+    kit = Kit.from_pretrained(tiny_kit_dir)
+    files = list_images(photo_folder)
+    attacks = resolve_attacks("noise0.02")
+    summary = trainer.calibrate(
+        kit, files, num=100 * len(files), seed=0, processed=attacks, by_source=True
+    )
+    cal = kit.calibration
+    names = trainer.source_names(files)
+    assert summary["by_source"] == sorted(names)
+    assert summary["whole"]["noise0.02"]["num"] == summary["num_clean"]  # pooled in the summary
+    for name in names:  # each photo: its crops, and its crops after the processing
+        assert (
+            cal.strata[f"64px:{name}"].num_clean == cal.strata[f"64px:noise0.02@{name}"].num_clean
+        )
+    assert "64px" not in cal.strata  # no mixed stratum: every crop knows its photo
+    keys = [k for k in cal.strata if k.startswith("64px:")]
+    assert len(keys) == 2 * len(names)
+    worst = max(cal.strata[k].threshold(1e-2)[0] for k in keys)
+    assert kit.threshold(1e-2, size=(64, 64)) == worst
+
+
+def test_source_names_are_stems_made_unique(tmp_path):
+    paths = [tmp_path / "a" / "x.png", tmp_path / "b" / "x.jpg", tmp_path / "y.png"]
+    assert trainer.source_names([*paths, torch.zeros(3, 8, 8)]) == ["x", "x-2", "y", "photo3"]
+
+
+def test_synthetic_flat_images_are_a_source_of_their_own(tiny_kit_dir, photo_folder, monkeypatch):
+    monkeypatch.setattr(trainer, "MIN_STRATUM", 5)
+    kit = Kit.from_pretrained(tiny_kit_dir)
+    files = list_images(photo_folder)
+    attacks = resolve_attacks("noise0.02")
+    summary = trainer.calibrate(
+        kit, files, num=100 * len(files), seed=0, processed=attacks, synthetic=6
+    )
+    cal = kit.calibration
+    assert summary["synthetic"] == 6
+    # As many crops as one photo would get, each size a stratum, processed ones too.
+    assert cal.strata["64px:synthetic"].num_clean == 20
+    assert cal.strata["64px:noise0.02@synthetic"].num_clean == 20
+    assert cal.strata["64px"].num_clean == cal.strata["64px:noise0.02"].num_clean == 80
+    worst = max(v.threshold(1e-2)[0] for k, v in cal.strata.items() if k.startswith("64px"))
+    assert kit.threshold(1e-2, size=(64, 64)) == worst

@@ -127,6 +127,33 @@ def test_score_reference_and_processed_calibration_reach_the_trained_kit(tmp_pat
     assert "processed" not in default.training["validation"]
 
 
+def test_synthetic_flat_crops_and_photo_by_photo_calibration_reach_training(tmp_path, monkeypatch):
+    """``synthetic_fraction`` cuts that share of training crops from procedural flat images;
+    ``calibration_by_photo`` and ``calibration_synthetic`` name every calibration source."""
+    from advsig.data.datasets import EMBEDDED_SPLITS
+    from advsig.training import trainer
+
+    made = []
+    real = trainer.RandomCrops
+
+    def recording(*args, **kw):
+        made.append(real(*args, **kw))
+        return made[-1]
+
+    monkeypatch.setattr(trainer, "RandomCrops", recording)
+    kit = train_signature(
+        _config(tmp_path / "flat", steps=2, synthetic_fraction=0.25, num_calibration=80,
+                calibration_by_photo=True, calibration_synthetic=3)
+    )  # fmt: skip
+    crops = made[0]  # the recipe's training crops come first
+    n_photos = len(EMBEDDED_SPLITS["train"])
+    assert len(crops.pool) == n_photos + trainer.SYNTHETIC_TRAIN_IMAGES
+    assert crops.weights[n_photos:].sum().item() == pytest.approx(0.25)
+    validation = kit.training["validation"]
+    assert validation["by_source"] == sorted([*EMBEDDED_SPLITS["val"], "synthetic"])
+    assert validation["synthetic"] == 3
+
+
 def test_a_few_hundred_steps_separate_signed_from_clean(trained_tiny_kit):
     """The real thing: signed held-out images score above clean ones and the bits decode."""
     kit, _ = trained_tiny_kit

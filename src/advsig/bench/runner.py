@@ -34,7 +34,18 @@ import torch
 from scipy import stats
 from tqdm.auto import tqdm
 
-from advsig.attacks import ATTACKS, Attack, capture_grid, create_attack, standard_grid
+from advsig.attacks import (
+    ATTACKS,
+    Attack,
+    CenterCrop,
+    Compose,
+    HorizontalFlip,
+    Identity,
+    Rotate,
+    capture_grid,
+    create_attack,
+    standard_grid,
+)
 from advsig.bench.methods import WatermarkMethod, create_method, quantize
 from advsig.bench.metrics import auc, bit_test, psnr, ssim, tpr_at_fpr
 from advsig.errors import ConfigError
@@ -198,14 +209,26 @@ def _extra_attacks(notes: list[str]) -> list[Attack]:
 LIGHT_PROCESSING = "jpeg90,jpeg75,resize0.5-back,noise0.02,brightness1.3"
 
 
+def pixel_grid() -> list[Attack]:
+    """The standard grid's attacks that keep every pixel where it was (no crop, rotation, flip
+    or size change, no identity): what a geometry-free kit is trained for, and what its clean
+    tails are calibrated under."""
+    return [
+        a for a in standard_grid()
+        if not isinstance(a, (Identity, CenterCrop, Rotate, HorizontalFlip, Compose))
+    ]  # fmt: skip
+
+
 def resolve_attacks(spec: str, *, notes: list[str] | None = None) -> list[Attack]:
     """``"standard"``, ``"capture"`` (other codecs and capture chains, :func:`capture_grid`),
-    ``"all"``, ``"light"`` (:data:`LIGHT_PROCESSING`), or comma-separated labels (``jpeg75,crop50-resized``) or registered names (``hflip``, built with their
+    ``"all"``, ``"light"`` (:data:`LIGHT_PROCESSING`), ``"pixel"`` (:func:`pixel_grid`), or comma-separated labels (``jpeg75,crop50-resized``) or registered names (``hflip``, built with their
     defaults)."""
     notes = [] if notes is None else notes
     spec = spec.strip()
     if spec == "light":
         spec = LIGHT_PROCESSING
+    if spec == "pixel":
+        return pixel_grid()
     if spec == "standard":
         return standard_grid()
     if spec == "capture":

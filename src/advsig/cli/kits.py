@@ -75,7 +75,8 @@ def calibrate(
             "--processed",
             help="Also score every clean crop after each of these attacks (labels as in "
             "'advsig bench --attacks', e.g. jpeg90,jpeg75,resize0.5-back,noise0.02,"
-            "brightness1.3, or 'light' for those five); each is a source of its own and "
+            "brightness1.3, 'light' for those five, or 'pixel' for the standard grid's 11 "
+            "geometry-free attacks); each is a source of its own and "
             "thresholds take the worst case, so the stated FPR holds for processed photos too.",
         ),
     ] = None,
@@ -87,6 +88,25 @@ def calibrate(
             "at each size where that detects more signed validation crops (BENCHMARKS.md, stop 34).",
         ),
     ] = False,
+    by_photo: Annotated[
+        bool,
+        typer.Option(
+            "--by-photo",
+            help="Give every photo of --data an equal share of the crops and thresholds of "
+            "its own (per size and processing); the worst photo decides, so the stated FPR "
+            "holds photo by photo, not only on the mix (BENCHMARKS.md, stop 38).",
+        ),
+    ] = False,
+    synthetic: Annotated[
+        int,
+        typer.Option(
+            "--synthetic",
+            min=0,
+            help="Also calibrate on crops of this many procedural flat images (gradients, "
+            "colour wheels, flat shapes, smooth fields), a source of their own: graphics and "
+            "skies are flat, and flat content scores higher than photos (stop 38).",
+        ),
+    ] = 0,
     seed: Annotated[int, typer.Option("--seed", help="Random seed for the crops.")] = 0,
 ) -> None:
     """Set a kit's thresholds from clean images (yours, or the embedded validation photos).
@@ -97,8 +117,9 @@ def calibrate(
 
     Example: advsig calibrate small-v2 my-kit/ --whole unsigned-ddpm-samples/
     Example: advsig calibrate base-v2-light my-kit/ --processed light
+    Example: advsig calibrate robust-v2 my-kit/ --processed pixel --by-photo --synthetic 100
     """
-    from advsig.data.datasets import resolve_training_data
+    from advsig.data.datasets import EMBEDDED_SPLITS, resolve_training_data
     from advsig.data.io import list_images
     from advsig.kit import Kit
     from advsig.training.trainer import calibrate as calibrate_kit
@@ -112,8 +133,10 @@ def calibrate(
         loaded = loaded.with_detector_options(stem_eps=stem_eps)
     if odd_bits is not None:
         loaded = loaded.with_detector_options(odd_bits=odd_bits)
+    names = None
     if data == "embedded":
         _, sources = resolve_training_data("embedded", val_fraction=0.1, seed=seed)
+        names = list(EMBEDDED_SPLITS["val"])
     else:
         if not Path(data).is_dir():
             raise ConfigError(f"--data {data!r} is neither a folder nor 'embedded'")
@@ -133,6 +156,9 @@ def calibrate(
         whole=_whole_sources(whole or []),
         processed=attacks,
         scale_norm=scale_norm,
+        by_source=by_photo,
+        names=names,
+        synthetic=synthetic,
     )
     record = {"data": data, "num": num, **summary}
     loaded.training = {**loaded.training, "calibration": record}

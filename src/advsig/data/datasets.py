@@ -134,18 +134,26 @@ class ImagePool:
 class RandomCrops:
     """Random square crops at random scales from an :class:`ImagePool`.
 
-    Each crop: pick an image, rescale it so its longer side lies between ``crop_size`` and the
+    Each crop: pick an image (uniformly, or by ``weights``), rescale it so its longer side lies between ``crop_size`` and the
     pool's ``max_side``, and cut a ``crop_size`` square. Deterministic given ``generator``.
     """
 
-    def __init__(self, pool: ImagePool, crop_size: int) -> None:
+    def __init__(
+        self, pool: ImagePool, crop_size: int, *, weights: list[float] | None = None
+    ) -> None:
+        if weights is not None and (len(weights) != len(pool) or min(weights) < 0):
+            raise ConfigError(f"weights: need {len(pool)} non-negative numbers, one per image")
         self.pool = pool
         self.crop_size = crop_size
+        self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float64)
 
     def _one(self, generator: torch.Generator) -> torch.Tensor:
         c = self.crop_size
         for _ in range(100):
-            idx = int(torch.randint(len(self.pool), (1,), generator=generator))
+            if self.weights is None:  # uniform over images
+                idx = int(torch.randint(len(self.pool), (1,), generator=generator))
+            else:
+                idx = int(torch.multinomial(self.weights, 1, generator=generator))
             img = self.pool.get(idx)
             if img is not None:
                 break

@@ -321,6 +321,37 @@ def test_shipped_odd_kit_flags_its_signature_and_not_a_moved_one():
     assert not any(flags[4:]), [r.score for r in results[4:]]
 
 
+def test_shipped_robust_v2_kit_keeps_flat_images_clean_and_reads_its_code_after_jpeg50():
+    """``robust-v2`` (stop 38) at its own FPR 1e-3 threshold. A v2 score reads a flat image as
+    exactly 0, so every calibrated size must sit above 0 (its first calibration, on photos
+    alone, put 256 px at -0.84 and flagged 39% of flat images). Signed crops of photos it never
+    saw survive JPEG 50 with their code; the same crops unsigned, compressed alike, do not fire."""
+    from advsig.attacks import JPEG
+    from advsig.attacks.forgery import round8
+    from advsig.codes.bits import hex_to_bits
+
+    kit = Kit.from_pretrained("robust-v2")
+    assert kit.training["validation"]["by_source"][-1] == "synthetic"
+    sizes = [96, 128, 192, 256, 512]
+    assert min(kit.threshold(1e-3, size=(s, s)) for s in sizes) > 0
+    flat = [torch.full((3, s, s), 0.4) for s in sizes] + [
+        torch.linspace(0, 1, 256).expand(3, 256, 256)
+    ]
+    assert not any(r.is_signed for r in kit.detect(flat, fpr=1e-3))
+    photos = [img for _, img in embedded_images("test")]
+    gen = torch.Generator().manual_seed(7)
+    clean = RandomCrops(ImagePool(photos, max_side=512), 256).sample(4, gen)
+    code = "a5c3f00d"
+    jpeg = JPEG(50)
+    signed = jpeg(round8(kit.sign(clean, code=code)), generator=gen)
+    plain = jpeg(round8(clean), generator=gen)
+    results = kit.detect(list(torch.cat([signed, plain])), fpr=1e-3)
+    assert [r.is_signed for r in results] == [True] * 4 + [False] * 4, [r.score for r in results]
+    want = hex_to_bits(code, kit.num_bits)
+    bits = (kit.logits(list(signed))[:, 1:] > 0).float()
+    assert (bits == want).float().mean() >= 0.85
+
+
 def test_default_kit_reads_its_bits_from_both_passes_of_its_score():
     """``odd_bits`` on the shipped default: bits from ``b(u) - b(-u)``, the score untouched, so
     the calibration is kept; on crops of photos it never saw it reads more of the code (64

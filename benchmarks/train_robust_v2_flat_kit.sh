@@ -7,8 +7,12 @@
 # (advsig.data.synthetic) among the training images, then calibrates photo by photo on the four
 # val photos and 100 procedural images, each as it is and after the 11 geometry-free attacks of
 # the standard grid, the worst case deciding. Writes runs/ only. Stop 38 (BENCHMARKS.md).
+# 9 min of training (400 steps) + 34 min of calibration on 2 CPU cores; the result was copied
+# to src/advsig/kits/robust-v2 (config.json and the two safetensors files).
 # Then:
-#   python benchmarks/bench_processed_tails.py --kits runs/robust-v2-flat --out benchmarks/results/processed-tails-robust-v2-flat.json
+#   python benchmarks/bench_core.py --kit runs/robust-v2-flat --skip-speed
+#   python benchmarks/bench_security.py --kits runs/robust-v2-flat --size 256
+#   python benchmarks/bench_processed_tails.py --kits runs/robust-v2-flat --sizes 256:1000,512:300 --signed 200 --synthetic 200
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/robust-v2-flat} STEPS=${STEPS:-400} python - <<'PY'

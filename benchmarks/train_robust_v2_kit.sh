@@ -12,7 +12,8 @@
 #      unattacked and under each of the grid's 11 pixel attacks at its own threshold, every
 #      geometric attack missed; its calibration on the four val photos under-covers a test photo's clean tail
 #      (0.6% of 1000 clean test crops flagged at the stated FPR 1e-3), so it is not shipped
-#      (BENCHMARKS.md, "Stop 37").
+#      as it is (BENCHMARKS.md, "Stop 37"). train_robust_v2_flat_kit.sh continues it into
+#      the shipped `robust-v2` (stop 38).
 # Then:
 #   python benchmarks/bench_core.py --kit runs/robust-v2 --out benchmarks/results/core-robust-v2.json --skip-speed
 #   advsig bench --kit base-v2-odd --images embedded --out runs/bench-std-v2 --attacks standard --size 256 \

@@ -96,3 +96,18 @@ def test_synthetic_flat_images_are_a_source_of_their_own(tiny_kit_dir, photo_fol
     assert cal.strata["64px"].num_clean == cal.strata["64px:noise0.02"].num_clean == 80
     worst = max(v.threshold(1e-2)[0] for k, v in cal.strata.items() if k.startswith("64px"))
     assert kit.threshold(1e-2, size=(64, 64)) == worst
+
+
+def test_a_v2_threshold_at_or_below_zero_is_reported(tiny_kit_dir, photo_folder, monkeypatch):
+    """A v2 score reads a flat image as exactly 0, so a threshold <= 0 flags flat images."""
+    monkeypatch.setattr(trainer, "MIN_STRATUM", 5)
+    kit = Kit.from_pretrained(tiny_kit_dir)
+    assert kit.bound
+    assert kit.logits([torch.full((3, 64, 64), 0.3)])[0, 0].item() == 0.0
+    real = kit.logits
+    monkeypatch.setattr(kit, "logits", lambda images: real(images) - 1e3)  # every clean score < 0
+    summary = trainer.calibrate(kit, list_images(photo_folder), num=100, seed=0)
+    assert summary["threshold_at_or_below_zero_px"] == [32, 48, 64, 96, 128]
+    monkeypatch.setattr(kit, "logits", lambda images: real(images) + 1e3)  # every clean score > 0
+    summary = trainer.calibrate(kit, list_images(photo_folder), num=100, seed=0)
+    assert "threshold_at_or_below_zero_px" not in summary

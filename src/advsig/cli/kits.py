@@ -174,6 +174,12 @@ def calibrate(
         typer.echo(f"  {what} {label}: {row['num']}, max score {row['score_max']:.3f}")
     if summary.get("whole_too_small"):
         typer.echo(f"  {summary['whole_too_small']} images below the kit's smallest size left out")
+    if summary.get("threshold_at_or_below_zero_px"):
+        sizes = ", ".join(map(str, summary["threshold_at_or_below_zero_px"]))
+        typer.echo(
+            f"  warning: threshold <= 0 at {sizes} px, where a flat image scores exactly 0: "
+            "this kit would flag flat images; add --synthetic 100"
+        )
 
 
 def _whole_sources(folders: list[Path]) -> dict[str, list]:

@@ -688,6 +688,14 @@ def calibrate(
         kit.calibration = StratifiedCalibration.fit({k: np.array(v) for k, v in strata.items()})
     else:  # too few images per size for a tail each (short test runs): pool them
         kit.calibration = Calibration.fit(np.concatenate([np.asarray(v) for v in strata.values()]))
+    at_or_below_zero = [s for s in sizes if kit.bound and kit.threshold(1e-3, size=(s, s)) <= 0]
+    if at_or_below_zero:
+        # A v2 score reads a flat image as exactly 0 (high-pass x mask is zero): stop 38.
+        logger.warning(
+            "FPR 1e-3 threshold <= 0 at %s px: this kit flags perfectly flat images there; "
+            "calibrate with flat images as well (--synthetic 100)",
+            ", ".join(map(str, at_or_below_zero)),
+        )
     gen = torch.Generator().manual_seed(seed + 999)
     # Signed crops spread over every photo (by_source orders the crops photo by photo).
     subset = clean[:: max(1, len(clean) // 500)][:500] if by_source else clean[:500]
@@ -714,4 +722,5 @@ def calibrate(
         **({"processed": [a.label for a in processed]} if processed else {}),
         **({"by_source": sorted(set(origin))} if by_source else {}),
         **({"synthetic": synthetic} if synthetic else {}),
+        **({"threshold_at_or_below_zero_px": at_or_below_zero} if at_or_below_zero else {}),
     }

@@ -7,7 +7,7 @@
 # (advsig.data.synthetic) among the training images, then calibrates photo by photo on the four
 # val photos and 100 procedural images, each as it is and after the 11 geometry-free attacks of
 # the standard grid, the worst case deciding. Writes runs/ only. Stop 38 (BENCHMARKS.md).
-# 9 min of training (400 steps) + 34 min of calibration on 2 CPU cores; the result was copied
+# About 18 min of training (400 steps, 2.6 s/step) + 34 min of calibration on 2 CPU cores; the result was copied
 # to src/advsig/kits/robust-v2 (config.json and the two safetensors files).
 # Then:
 #   python benchmarks/bench_core.py --kit runs/robust-v2-flat --skip-speed

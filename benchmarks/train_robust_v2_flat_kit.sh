@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 13, part 1: the robust v2 kit, second stage. `runs/robust-v2` (train_robust_v2_kit.sh)
-# flagged 39% of 100 procedural flat images at its 256 px threshold (-0.84): an odd score reads
+# flagged 38 of 100 procedural flat images at its 256 px threshold (-0.84): an odd score reads
 # flat content as exactly 0, and noisy flat content (a colour wheel after noise 0.05) scored up
 # to +1.4, above every photo, because the training photos are mostly texture. This stage
 # fine-tunes it (key kept) for 400 more steps with a fifth of its crops cut from 200 procedural flat images

@@ -324,7 +324,7 @@ def test_shipped_odd_kit_flags_its_signature_and_not_a_moved_one():
 def test_shipped_robust_v2_kit_keeps_flat_images_clean_and_reads_its_code_after_jpeg50():
     """``robust-v2`` (stop 38) at its own FPR 1e-3 threshold. A v2 score reads a flat image as
     exactly 0, so every calibrated size must sit above 0 (its first calibration, on photos
-    alone, put 256 px at -0.84 and flagged 39% of flat images). Signed crops of photos it never
+    alone, put 256 px at -0.84 and flagged 38 of 100 flat images). Signed crops of photos it never
     saw survive JPEG 50 with their code; the same crops unsigned, compressed alike, do not fire."""
     from advsig.attacks import JPEG
     from advsig.attacks.forgery import round8
@@ -350,6 +350,21 @@ def test_shipped_robust_v2_kit_keeps_flat_images_clean_and_reads_its_code_after_
     want = hex_to_bits(code, kit.num_bits)
     bits = (kit.logits(list(signed))[:, 1:] > 0).float()
     assert (bits == want).float().mean() >= 0.85
+
+
+def test_no_shipped_v2_kit_flags_a_flat_image():
+    """A v2 score reads a flat image as exactly 0, so every shipped v2 kit's FPR 1e-3
+    threshold must lie above 0 at every size it judges (stop 38)."""
+    from advsig.kit import shipped_kits
+
+    flat = [torch.full((3, s, s), 0.6) for s in (32, 64, 96, 128, 192, 256)]
+    for name in shipped_kits():
+        kit = Kit.from_pretrained(name)
+        if not kit.bound:
+            continue
+        scores = kit.logits(flat)[:, 0]
+        assert torch.equal(scores, torch.zeros_like(scores)), (name, scores)
+        assert not any(r.is_signed for r in kit.detect(flat, fpr=1e-3)), name
 
 
 def test_default_kit_reads_its_bits_from_both_passes_of_its_score():

@@ -14,6 +14,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+from kornia.color import hsv_to_rgb
 
 KINDS = ("linear", "radial", "wheel", "shapes", "field")
 
@@ -26,12 +27,6 @@ def _grid(size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(y, x) coordinates in [-1, 1], each (size, size)."""
     t = torch.linspace(-1, 1, size)
     return torch.meshgrid(t, t, indexing="ij")
-
-
-def _hsv_to_rgb(h: torch.Tensor, s: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Hue in [0, 1), saturation and value in [0, 1], each (H, W) -> (3, H, W)."""
-    k = torch.stack([(5 + h * 6) % 6, (3 + h * 6) % 6, (1 + h * 6) % 6])
-    return v - v * s * (torch.minimum(k, 4 - k).clamp(0, 1))
 
 
 def synthetic_image(kind: str, size: int, generator: torch.Generator) -> torch.Tensor:
@@ -50,7 +45,8 @@ def synthetic_image(kind: str, size: int, generator: torch.Generator) -> torch.T
         cy, cx = 1.6 * u() - 0.8, 1.6 * u() - 0.8
         hue = (torch.atan2(y - cy, x - cx) / (2 * math.pi) + u()) % 1.0
         sat = (((y - cy) ** 2 + (x - cx) ** 2).sqrt() / (0.5 + u())).clamp(0, 1)
-        return _hsv_to_rgb(hue, sat, torch.full_like(hue, 0.5 + 0.5 * u()))
+        value = torch.full_like(hue, 0.5 + 0.5 * u())
+        return hsv_to_rgb(torch.stack([2 * math.pi * hue, sat, value]))  # kornia: hue in radians
     if kind == "shapes":  # flat rectangles and ellipses on a flat background
         img = _colour(generator).expand(3, size, size).clone()
         for _ in range(1 + int(6 * u())):

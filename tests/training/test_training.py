@@ -300,6 +300,35 @@ def test_paired_geometry_free_augmentation_replays_on_the_clean_batch(kind):
         assert abs(ys.mean() - 12.5) < 1.5 and abs(xs.mean() - 30.5) < 1.5
 
 
+def test_photometric_blur_reaches_its_configured_sigma():
+    """``blur_max`` widens the blur range (and its kernel): the strongest draws wipe out a
+    six-pixel pattern that sigma 2.2 in a 9 x 9 kernel only damps."""
+    from advsig.training.augment import PairedAugment
+
+    wave = 0.5 + 0.25 * torch.sin(2 * torch.pi * torch.arange(96.0) / 6)  # 16 periods
+    x = wave.expand(16, 3, 96, 96).contiguous()
+
+    def weakest(blur_max):
+        torch.manual_seed(0)
+        aug = PairedAugment("photometric", blur_max=blur_max)
+        gains = []
+        for _ in range(40):
+            a, _ = aug(x, x.clone())
+            amplitude = torch.fft.rfft(a.mean(dim=(1, 2)), dim=-1)[:, 16].abs()
+            gains.append(amplitude / torch.fft.rfft(wave)[16].abs())
+        return torch.cat(gains).min().item()
+
+    assert weakest(None) > 0.03
+    assert weakest(3.0) < 0.02
+
+
+def test_augment_blur_max_is_checked():
+    with pytest.raises(ConfigError, match="augment_blur_max applies"):
+        TrainConfig(data="embedded", out="x", augment="light", augment_blur_max=3.0)
+    with pytest.raises(ConfigError, match="augment_blur_max must be"):
+        TrainConfig(data="embedded", out="x", augment="photometric", augment_blur_max=0.2)
+
+
 def test_trusted_positives_weigh_flat_crops_down_and_train():
     """The signed label's weight follows the mask's trust: near 0 on a flat crop, near 1 on a
     textured one, and 1 everywhere unless the run asks for it."""

@@ -12,6 +12,8 @@ content-bound kit that must hold them.
 
 from __future__ import annotations
 
+import math
+
 import kornia.augmentation as K
 import torch
 from torch import nn
@@ -50,7 +52,7 @@ class RandomResample(nn.Module):
 class PairedAugment(nn.Module):
     """Apply one random augmentation to signed images and replay it on their clean sources."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, *, blur_max: float | None = None) -> None:
         super().__init__()
         self.kind = kind
         ops: list[nn.Module] = []
@@ -67,8 +69,10 @@ class PairedAugment(nn.Module):
                 K.RandomJPEG(jpeg_quality=(50.0, 95.0), p=0.5),
             ]
         if kind == "photometric":
+            # None keeps robust-v2's recipe; a given sigma gets a kernel of 3 sigma each side.
+            side = 9 if blur_max is None else 2 * math.ceil(3 * blur_max) + 1
             ops += [
-                K.RandomGaussianBlur((9, 9), (0.3, 2.2), p=0.3),
+                K.RandomGaussianBlur((side, side), (0.3, blur_max or 2.2), p=0.3),
                 K.ColorJitter(0.35, 0.35, 0.2, 0.0, p=0.4),
                 K.RandomGaussianNoise(std=0.05, p=0.3),
                 K.RandomJPEG(jpeg_quality=(40.0, 95.0), p=0.5),

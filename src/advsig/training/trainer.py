@@ -185,7 +185,7 @@ class _SignatureRecipe:
         )
         rank = engine.accelerator.process_index
         torch.manual_seed(config.seed * 1000 + rank)  # augmentation randomness
-        self.augment = PairedAugment(config.augment)
+        self.augment = PairedAugment(config.augment, blur_max=config.augment_blur_max)
 
     def prepare(self, engine: Engine) -> None:
         self.injector, self.detector, self.optimizer = engine.accelerator.prepare(

@@ -320,6 +320,8 @@ def test_photometric_blur_reaches_its_configured_sigma():
 
     assert weakest(None) > 0.03
     assert weakest(3.0) < 0.02
+    with pytest.raises(ValueError, match="photometric"):
+        PairedAugment("light", blur_max=3.0)
 
 
 def test_augment_blur_max_is_checked():

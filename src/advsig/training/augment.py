@@ -54,6 +54,10 @@ class PairedAugment(nn.Module):
 
     def __init__(self, kind: str, *, blur_max: float | None = None) -> None:
         super().__init__()
+        if blur_max is not None and kind != "photometric":
+            raise ValueError(
+                f"blur_max applies to the 'photometric' augmentation only, not {kind!r}"
+            )
         self.kind = kind
         ops: list[nn.Module] = []
         if kind in ("paper", "robust"):

@@ -28,6 +28,7 @@ from advsig.attacks.forgery import round8
 from advsig.codes.bits import hex_to_bits, random_code
 from advsig.data.datasets import ImagePool, RandomCrops, embedded_images
 from advsig.data.io import load_image
+from advsig.data.synthetic import synthetic_images
 from advsig.kit import Kit
 
 EXTRA_PHOTOS = ("motorcycle_left.png", "motorcycle_right.png", "cell.png", "microaneurysms.png")
@@ -43,6 +44,22 @@ def held_out_photos() -> list[torch.Tensor]:
 
 def rounded(images: list[torch.Tensor]) -> list[torch.Tensor]:
     return [round8(x) for x in images]
+
+
+def held_out_crops(
+    photos: list[torch.Tensor], size: int, num: int, gen: torch.Generator
+) -> list[torch.Tensor]:
+    """``num`` 8-bit-rounded random crops of side ``size`` from the photos at least that large."""
+    pool = ImagePool([p for p in photos if min(p.shape[-2:]) >= size], max_side=10_000)
+    return rounded(list(RandomCrops(pool, size).sample(num, gen)))
+
+
+UNSEEN_FLAT_SEED = 999_983  # neither training's seed (the run's) nor calibration's
+
+
+def unseen_flat_images(num: int, size: int, seed: int = 0) -> list[torch.Tensor]:
+    """``num`` 8-bit-rounded procedural flat images (``advsig.data.synthetic``) no kit saw."""
+    return rounded(synthetic_images(num, size, seed=UNSEEN_FLAT_SEED + seed + size))
 
 
 def judged(kit: Kit, images: list[torch.Tensor]) -> tuple[torch.Tensor, list]:

@@ -9,7 +9,7 @@ on a shared machine. Batch 16, random images, best of three after a warm-up.
 
 ``--layouts``: detection only, each kit's networks in the default contiguous layout and in
 channels_last (what ``Kit`` uses since stop 33), alternated four times in one process, so that
-the machine's drift hits both alike. ``--profile``: the ops that take a kit's detection time.
+the machine's drift hits both alike. ``--profile``: the ops that take a kit's detection and signing time.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ def main() -> None:
             if args.layouts:
                 print(f"{name}, detect img/s per round:", compare_layouts(kit, x))
             if args.profile:
-                print(name, profile_detection(kit, x))
+                print(name, "detection", profile_call(kit.logits, x))
+                print(name, "signing", profile_call(kit.sign, x))
         return
     print("| kit | score | sign (img/s) | detect (img/s) |\n|---|---|---|---|")
     for name in args.kits.split(","):
@@ -80,13 +81,14 @@ def compare_layouts(kit: Kit, x: torch.Tensor, rounds: int = 4) -> dict[str, lis
     return speeds
 
 
-def profile_detection(kit: Kit, x: torch.Tensor) -> str:
-    """The ten ops with the most self CPU time in one detection batch."""
+def profile_call(call, x: torch.Tensor) -> str:
+    """The ten ops with the most self CPU time in one batch of ``call`` (``kit.logits`` or
+    ``kit.sign``), after a warm-up."""
     from torch.profiler import ProfilerActivity, profile
 
-    kit.logits(x)
+    call(x)
     with torch.no_grad(), profile(activities=[ProfilerActivity.CPU]) as prof:
-        kit.logits(x)
+        call(x)
     return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=10)
 
 

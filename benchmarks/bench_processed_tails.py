@@ -31,12 +31,16 @@ import torch
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_calibration import held_out_photos, judged, rounded  # noqa: E402
+from bench_calibration import (  # noqa: E402
+    held_out_crops,
+    held_out_photos,
+    judged,
+    rounded,
+    unseen_flat_images,
+)
 
 from advsig.bench.runner import resolve_attacks  # noqa: E402
 from advsig.codes.bits import hex_to_bits, random_code  # noqa: E402
-from advsig.data.datasets import ImagePool, RandomCrops  # noqa: E402
-from advsig.data.synthetic import synthetic_images  # noqa: E402
 from advsig.kit import Kit  # noqa: E402
 
 
@@ -64,11 +68,9 @@ def main() -> None:
     sets: dict[int | str, list[torch.Tensor]] = {}
     for item in args.sizes.split(","):
         size, num = (int(v) for v in item.split(":"))
-        pool = ImagePool([p for p in photos if min(p.shape[-2:]) >= size], max_side=10_000)
-        sets[size] = rounded(list(RandomCrops(pool, size).sample(num, gen)))
-        if args.synthetic:  # seed 999_983: neither training's (the run's seed) nor calibration's
-            flat = synthetic_images(args.synthetic, size, seed=999_983 + args.seed + size)
-            sets[f"{size} flat"] = rounded(flat)
+        sets[size] = held_out_crops(photos, size, num, gen)
+        if args.synthetic:
+            sets[f"{size} flat"] = unseen_flat_images(args.synthetic, size, args.seed)
     results = {
         "command": "python benchmarks/bench_processed_tails.py "
         + " ".join(f"--{k} {v}" for k, v in vars(args).items()),

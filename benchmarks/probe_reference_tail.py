@@ -27,11 +27,14 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_calibration import held_out_photos, rounded  # noqa: E402
+from bench_calibration import (  # noqa: E402
+    held_out_crops,
+    held_out_photos,
+    rounded,
+    unseen_flat_images,
+)
 
 from advsig.bench.runner import resolve_attacks  # noqa: E402
-from advsig.data.datasets import ImagePool, RandomCrops  # noqa: E402
-from advsig.data.synthetic import synthetic_images  # noqa: E402
 from advsig.kit import Kit  # noqa: E402
 
 
@@ -51,20 +54,25 @@ def debias_trust(kit: Kit) -> Kit:
     other = copy.deepcopy(kit)
     b = other.detector.binding
 
+    floor = b.floor
+    untrusted = type(b).forward.__get__(b)  # the mask network itself, read with floor 0
+
     def forward(images: torch.Tensor) -> torch.Tensor:
-        h, w = images.shape[-2:]
-        luma = images.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+        b.floor = 0.0
+        try:
+            mask = untrusted(images)  # (B, 1, H, W), the same signs, no trust applied
+        finally:
+            b.floor = floor
+        luma = images.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)  # as ContentBinding
         gray = (images * luma).sum(dim=1, keepdim=True)
         # A cell mean minus its 3 x 3 neighbourhood's mean carries 8/9 of a cell mean's noise.
         noise2 = (8 / 9) * noise_sigma(gray, b.cell).square() / b.cell**2
         contrast = b.contrast(images)
-        z = F.conv2d(F.pad(b.coarse(contrast), (1, 1, 1, 1), mode="replicate"), b.conv1)
-        z = F.conv2d(F.pad(torch.tanh(z), (1, 1, 1, 1), mode="replicate"), b.conv2)
-        z = F.interpolate(z, size=(h, w), mode="bilinear", align_corners=False)
+        # ContentBinding.weight with the noise's share taken out of the pooled contrast energy.
         a2 = F.avg_pool2d(F.pad(contrast.square(), (1, 1, 1, 1), mode="replicate"), 3, stride=1)
         a2 = (a2 - noise2).clamp(min=0)
-        trust = a2.square() / (a2.square() + b.floor**4)
-        return torch.tanh(b.gain * z) * F.interpolate(trust, size=(h, w), mode="bilinear")
+        trust = a2.square() / (a2.square() + floor**4)
+        return mask * F.interpolate(trust, size=images.shape[-2:], mode="bilinear")
 
     b.forward = forward
     return other
@@ -97,11 +105,8 @@ def main() -> None:
     for v in args.variants.split(","):
         kits[v] = with_floor(kit, float(v[5:])) if v.startswith("floor") else make[v]()
     gen = torch.Generator().manual_seed(0)
-    pool = ImagePool(
-        [p for p in held_out_photos() if min(p.shape[-2:]) >= args.size], max_side=10_000
-    )
-    photos = rounded(list(RandomCrops(pool, args.size).sample(args.clean, gen)))
-    flat = rounded(synthetic_images(args.synthetic, args.size, seed=999_983 + args.size))
+    photos = held_out_crops(held_out_photos(), args.size, args.clean, gen)
+    flat = unseen_flat_images(args.synthetic, args.size)
     signed = rounded(kit.sign(photos[: args.signed], code="1234abcd"))
     attacks = [None, *resolve_attacks(args.attacks)]
     scores: dict[str, dict[tuple[str, str], torch.Tensor]] = {k: {} for k in kits}

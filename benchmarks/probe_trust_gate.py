@@ -20,11 +20,15 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_calibration import held_out_photos, rounded  # noqa: E402
+from bench_calibration import (  # noqa: E402
+    held_out_crops,
+    held_out_photos,
+    rounded,
+    unseen_flat_images,
+)
 
 from advsig.bench.runner import resolve_attacks  # noqa: E402
-from advsig.data.datasets import ImagePool, RandomCrops, fit_within  # noqa: E402
-from advsig.data.synthetic import synthetic_images  # noqa: E402
+from advsig.data.datasets import fit_within  # noqa: E402
 from advsig.kit import Kit  # noqa: E402
 
 
@@ -51,11 +55,8 @@ def main() -> None:
     kit = Kit.from_pretrained(args.kit)
     thr = kit.threshold(1e-3, size=(args.size, args.size))
     gen = torch.Generator().manual_seed(0)
-    pool = ImagePool(
-        [p for p in held_out_photos() if min(p.shape[-2:]) >= args.size], max_side=10_000
-    )
-    photos = rounded(list(RandomCrops(pool, args.size).sample(args.clean, gen)))
-    flat = rounded(synthetic_images(args.synthetic, args.size, seed=999_983 + args.size))
+    photos = held_out_crops(held_out_photos(), args.size, args.clean, gen)
+    flat = unseen_flat_images(args.synthetic, args.size)
     sets = {
         "photo": photos, "flat": flat,
         "signed photo": rounded(kit.sign(photos[: args.signed], code="1234abcd")),

@@ -6,7 +6,7 @@
 # the edge of what it trained on. This stage fine-tunes it (key kept) for 400 more steps with
 # sigma up to 3.0 (19 x 19 kernel; TrainConfig.augment_blur_max), everything else as the second
 # stage, and calibrates the same way. Writes runs/ only. Stop 39 (BENCHMARKS.md).
-# About 18 min of training (2.6 s/step) + 34 min of calibration on 2 CPU cores.
+# Measured: 18.5 min of training (2.8 s/step) + 31 min of calibration on 2 CPU cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/robust-v2-blur} STEPS=${STEPS:-400} python - <<'PY'

@@ -32,6 +32,7 @@ from advsig.codes.bits import hex_to_bits, random_code
 from advsig.data.datasets import ImagePool, RandomCrops, embedded_images
 from advsig.data.io import to_uint8
 from advsig.kit import Kit
+from advsig.precision import resolve_precision
 
 
 def quantize(x: torch.Tensor) -> torch.Tensor:
@@ -105,11 +106,18 @@ def time_call(fn, repeats: int = 3) -> float:
     return best
 
 
-def run_speed(kit: Kit, size: int, batch: int = 16) -> dict:
+def run_speed(kit: Kit, size: int, batch: int = 16) -> dict[str, dict]:
+    """Rows per precision (advsig.precision): float32, the kit's defaults, bfloat16 for both."""
     x = torch.rand(batch, 3, size, size)
-    sign_s = time_call(lambda: kit.sign(x, code=None), repeats=2)
-    det_s = time_call(lambda: kit.logits(x), repeats=2)
-    return {"sign_img_per_s": batch / sign_s, "detect_img_per_s": batch / det_s}
+    rows = {}
+    for sign_p, detect_p in (("fp32", "fp32"), ("auto", "fp32"), ("bf16", "bf16")):
+        kit.sign_precision, kit.detect_precision = sign_p, detect_p
+        sign_s = time_call(lambda: kit.sign(x, code=None), repeats=2)
+        det_s = time_call(lambda: kit.logits(x), repeats=2)
+        name = f"advsig (sign {resolve_precision(sign_p, kit.device)}, detect {detect_p})"
+        rows[name] = {"sign_img_per_s": batch / sign_s, "detect_img_per_s": batch / det_s}
+    kit.sign_precision, kit.detect_precision = "auto", "fp32"
+    return rows
 
 
 def run_imwatermark_speed(size: int, num: int) -> dict:
@@ -191,7 +199,7 @@ def main() -> None:
     if not args.skip_speed:
         results["speed"] = {
             f"{s}x{s}": {
-                "advsig": run_speed(kit, s),
+                **run_speed(kit, s),
                 **run_imwatermark_speed(s, 8 if s == 256 else 2),
             }
             for s in (256, 1024)

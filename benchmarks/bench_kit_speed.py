@@ -9,7 +9,8 @@ on a shared machine. Batch 16, random images, best of three after a warm-up.
 
 ``--layouts``: detection only, each kit's networks in the default contiguous layout and in
 channels_last (what ``Kit`` uses since stop 33), alternated four times in one process, so that
-the machine's drift hits both alike. ``--profile``: the ops that take a kit's detection and signing time.
+the machine's drift hits both alike. ``--profile``: the ops that take a kit's detection and signing time. ``--precision``: where W and
+F run (advsig.precision; default fp32, as every table before stop 40).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_core import time_call  # noqa: E402
 
 from advsig.kit import Kit  # noqa: E402
+from advsig.precision import PRECISIONS  # noqa: E402
 
 
 def main() -> None:
@@ -36,6 +38,10 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--layouts", action="store_true", help="contiguous vs channels_last")
     ap.add_argument("--profile", action="store_true", help="torch.profiler table per kit")
+    ap.add_argument(
+        "--precision", default="fp32", choices=PRECISIONS,
+        help="W's and F's precision (advsig.precision); fp32 compares with older tables",
+    )  # fmt: skip
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)
     x = torch.rand(args.batch, 3, args.size, args.size, generator=torch.Generator().manual_seed(0))
@@ -44,7 +50,9 @@ def main() -> None:
     )
     if args.layouts or args.profile:
         for name in args.kits.split(","):
-            kit = Kit.from_pretrained(name)
+            kit = Kit.from_pretrained(
+                name, sign_precision=args.precision, detect_precision=args.precision
+            )
             if args.layouts:
                 print(f"{name}, detect img/s per round:", compare_layouts(kit, x))
             if args.profile:
@@ -53,7 +61,9 @@ def main() -> None:
         return
     print("| kit | score | sign (img/s) | detect (img/s) |\n|---|---|---|---|")
     for name in args.kits.split(","):
-        kit = Kit.from_pretrained(name)
+        kit = Kit.from_pretrained(
+            name, sign_precision=args.precision, detect_precision=args.precision
+        )
         cfg = kit.detector.config
         score = (
             "v1 logit"

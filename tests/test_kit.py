@@ -129,6 +129,7 @@ def test_bad_input_shapes_are_refused():
 def test_tiled_kit_signs_each_tile_as_the_injector_would(tmp_path):
     kit = _kit()
     kit.tile_size, kit.work_size = 48, 160
+    kit.sign_precision = "fp32"  # bfloat16 (auto, where native) agrees to ~1e-3 only
     x = torch.rand(3, 96, 120)  # within work_size: tiles at rows 0, 48 and columns 0, 48, 72
     bits = torch.tensor([[0, 1, 0, 1, 1, 0]], dtype=torch.float32)
     signed = kit.sign(x, code=0b010110)
@@ -391,3 +392,47 @@ def test_default_kit_reads_its_bits_from_both_passes_of_its_score():
         for name, logits in (("both", both), ("one", one))
     }
     assert accuracy["both"] > accuracy["one"], accuracy
+
+
+def _head_dtypes(kit: Kit, run) -> set[torch.dtype]:
+    """The dtypes W's first convolution and F's outputs came out in during ``run``."""
+    seen: set[torch.dtype] = set()
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, out: seen.add(out.dtype))
+        for m in (kit.injector.head, kit.detector)
+    ]
+    try:
+        run()
+    finally:
+        for h in hooks:
+            h.remove()
+    return seen
+
+
+def test_precision_runs_the_networks_in_bfloat16_only_where_asked():
+    kit = _kit()
+    x = torch.rand(2, 3, 64, 80)
+    kit.sign_precision, kit.detect_precision = "fp32", "fp32"
+    assert _head_dtypes(kit, lambda: (kit.sign(x), kit.logits(x))) == {torch.float32}
+    signed32, logits32 = kit.sign(x, code="2a"), kit.logits(x)
+    kit.sign_precision = "bf16"
+    assert _head_dtypes(kit, lambda: kit.sign(x)) == {torch.bfloat16}
+    signed16 = kit.sign(x, code="2a")
+    assert signed16.dtype == torch.float32
+    assert (signed16 - signed32).abs().max() < 2e-3  # a fraction of an 8-bit level
+    kit.detect_precision = "bf16"
+    assert _head_dtypes(kit, lambda: kit.logits(x)) == {torch.bfloat16}
+    logits16 = kit.logits(x)
+    assert logits16.dtype == torch.float32
+    torch.testing.assert_close(logits16, logits32, atol=0.1, rtol=0.05)
+    with pytest.raises(ConfigError, match="precision must be one of auto, fp32, bf16"):
+        kit.sign_precision = "fp16"
+
+
+def test_auto_precision_is_float32_where_bfloat16_is_not_native():
+    from advsig.precision import native_bf16, resolve_precision
+
+    assert resolve_precision("auto", "meta") == "fp32"
+    assert resolve_precision("auto", "cpu") == ("bf16" if native_bf16("cpu") else "fp32")
+    assert Kit.from_pretrained(DEFAULT_KIT).sign_precision == "auto"
+    assert Kit.from_pretrained(DEFAULT_KIT).detect_precision == "fp32"

@@ -25,10 +25,24 @@ from advsig.types import DetectionResult
 
 
 def load_kit(
-    kit: str = DEFAULT_KIT, *, device: str | None = None, revision: str | None = None
+    kit: str = DEFAULT_KIT,
+    *,
+    device: str | None = None,
+    revision: str | None = None,
+    sign_precision: str = "auto",
+    detect_precision: str = "fp32",
 ) -> Kit:
-    """A kit by shipped name (``base``, ``small``, ``robust``...), folder or Hub id."""
-    return Kit.from_pretrained(kit, device=device or "cpu", revision=revision)
+    """A kit by shipped name (``base``, ``small``, ``robust``...), folder or Hub id.
+
+    Precisions: see :mod:`advsig.precision` (signing in bfloat16 where native, detection in
+    float32, the precision thresholds were fitted in)."""
+    return Kit.from_pretrained(
+        kit,
+        device=device or "cpu",
+        revision=revision,
+        sign_precision=sign_precision,
+        detect_precision=detect_precision,
+    )
 
 
 @functools.lru_cache(maxsize=4)

@@ -40,6 +40,7 @@ from advsig.errors import CheckpointError, ConfigError, ImageTooSmallError, KitN
 from advsig.models.detector import SignatureDetector
 from advsig.models.injector import SignatureInjector
 from advsig.models.modeling_utils import load_weights
+from advsig.precision import autocast, check_precision
 from advsig.types import DetectionResult
 from advsig.utils import write_text_atomic
 
@@ -138,6 +139,8 @@ class Kit:
         key_fingerprint: str | None = None,
         upscale_within_work: bool = False,
         scale_norm: dict[int, dict[float, tuple[float, float]]] | None = None,
+        sign_precision: str = "auto",
+        detect_precision: str = "fp32",
     ) -> None:
         if detector is not None and detector.config.num_bits != injector.config.num_bits:
             raise ConfigError(
@@ -174,6 +177,29 @@ class Kit:
             raise ConfigError(f"scale_norm spreads must be > 0, got {scale_norm!r}")
         if detector is not None:
             _check_same_key(injector, detector)
+        # Where W and F may run in bfloat16 (advsig.precision): signing wherever it is
+        # native, detection in float32, the precision its thresholds were fitted in.
+        self.sign_precision = sign_precision
+        self.detect_precision = detect_precision
+
+    @property
+    def sign_precision(self) -> str:
+        """``"auto"`` (bfloat16 where native, else float32), ``"fp32"`` or ``"bf16"``."""
+        return self._sign_precision
+
+    @sign_precision.setter
+    def sign_precision(self, value: str) -> None:
+        self._sign_precision = check_precision(value)
+
+    @property
+    def detect_precision(self) -> str:
+        """As :attr:`sign_precision`, for F; ``"fp32"`` unless asked, because thresholds
+        were fitted on float32 scores and bfloat16 moves a score by up to ~0.2."""
+        return self._detect_precision
+
+    @detect_precision.setter
+    def detect_precision(self, value: str) -> None:
+        self._detect_precision = check_precision(value)
 
     @property
     def bound(self) -> bool:
@@ -222,6 +248,7 @@ class Kit:
             training=self.training, detect_scales=self.detect_scales,
             key_fingerprint=self.key_fingerprint, upscale_within_work=self.upscale_within_work,
             scale_norm=self.scale_norm if changed <= {"odd_bits"} else None,
+            sign_precision=self.sign_precision, detect_precision=self.detect_precision,
         )  # fmt: skip
 
     # ----------------------------------------------------------------- persistence
@@ -274,8 +301,13 @@ class Kit:
         *,
         device: str | torch.device = "cpu",
         revision: str | None = None,
+        sign_precision: str = "auto",
+        detect_precision: str = "fp32",
     ) -> Kit:
-        """Load a kit folder, a shipped kit (``"base"``) or a Hub id. Strict: any mismatch raises."""
+        """Load a kit folder, a shipped kit (``"base"``) or a Hub id. Strict: any mismatch raises.
+
+        ``sign_precision`` / ``detect_precision``: see :mod:`advsig.precision`.
+        """
         path = resolve_kit_path(name_or_path, revision=revision)
         cfg_file = path / CONFIG_NAME
         if not cfg_file.is_file():
@@ -326,6 +358,8 @@ class Kit:
                 key_fingerprint=cfg.get("key_fingerprint"),
                 upscale_within_work=bool(cfg.get("upscale_within_work", False)),
                 scale_norm=norm or None,
+                sign_precision=sign_precision,
+                detect_precision=detect_precision,
             )
         except ConfigError as exc:
             raise CheckpointError(f"{cfg_file}: {exc}") from exc
@@ -468,11 +502,13 @@ class Kit:
         """W's residual for (b, 3, h, w), tile by tile (later tiles overwrite overlaps)."""
         corners = self._tile_starts(*work.shape[-2:])
         if corners is None:
-            return self.injector.residual(work, bits)
+            with autocast(self.sign_precision, work.device):
+                return self.injector.residual(work, bits).float()
         t, b = self.tile_size, len(work)
         tiles = torch.cat([work[..., y : y + t, x : x + t] for y, x in corners])  # (n*b, 3, t, t)
         tile_bits = bits.repeat(len(corners), 1) if bits is not None else None
-        res_tiles = self.injector.residual(tiles, tile_bits)  # (n*b, 3, t, t)
+        with autocast(self.sign_precision, work.device):
+            res_tiles = self.injector.residual(tiles, tile_bits).float()  # (n*b, 3, t, t)
         res = torch.zeros_like(work)
         for i, (y, x) in enumerate(corners):
             res[..., y : y + t, x : x + t] = res_tiles[i * b : (i + 1) * b]
@@ -596,10 +632,13 @@ class Kit:
         detector = self._require_detector()
         corners = self._tile_starts(*work.shape[-2:])
         if corners is None:
-            return detector(work)
+            with autocast(self.detect_precision, work.device):
+                return detector(work).float()
         t, b = self.tile_size, len(work)
         tiles = torch.cat([work[..., y : y + t, x : x + t] for y, x in corners])  # (n*b, 3, t, t)
-        return detector(tiles).view(len(corners), b, -1).mean(dim=0)  # (b, 1 + num_bits)
+        with autocast(self.detect_precision, work.device):
+            reads = detector(tiles).float()  # (n*b, 1 + num_bits)
+        return reads.view(len(corners), b, -1).mean(dim=0)  # (b, 1 + num_bits)
 
     def results_from_logits(
         self,

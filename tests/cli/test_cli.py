@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
@@ -229,3 +230,36 @@ def test_every_default_kit_is_the_content_bound_default(runner: CliRunner):
     default_lines = [line for line in listed if "(default)" in line]
     assert len(default_lines) == 1 and default_lines[0].startswith(f"{DEFAULT_KIT} (default):")
     assert "signature v2" in default_lines[0]
+
+
+def test_sign_and_detect_take_a_precision(
+    runner: CliRunner, tiny_kit_dir: Path, photo_folder: Path, tmp_path: Path
+):
+    outs = {}
+    for precision in ("fp32", "bf16"):
+        dst = tmp_path / precision
+        args = ["sign", str(photo_folder), str(dst), "--kit", str(tiny_kit_dir)]
+        result = runner.invoke(cli_app.app, [*args, "--precision", precision])
+        assert result.exit_code == 0, result.output
+        outs[precision] = [
+            np.asarray(Image.open(p), dtype=np.int16) for p in sorted(dst.rglob("*.png"))
+        ]
+    # bfloat16 convolutions move the residual by less than one 8-bit level almost everywhere.
+    diffs = [np.abs(a - b) for a, b in zip(outs["fp32"], outs["bf16"], strict=True)]
+    assert max(d.max() for d in diffs) <= 2
+    assert np.mean([(d > 0).mean() for d in diffs]) < 0.05
+    detected = runner.invoke(
+        cli_app.app,
+        [
+            "detect",
+            str(tmp_path / "bf16"),
+            "--kit",
+            str(tiny_kit_dir),
+            "--json",
+            "--precision",
+            "bf16",
+        ],
+    )
+    assert detected.exit_code == 0, detected.output
+    bad = runner.invoke(cli_app.app, [*args, "--precision", "fp16"])
+    assert bad.exit_code != 0 and "fp16" in bad.output

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from advsig.cli.distributed import launched_processes
-from advsig.cli.options import BatchOption, FprOption, KitOption
+from advsig.cli.options import BatchOption, FprOption, KitOption, Precision
 from advsig.kits import DEFAULT_KIT
 
 
@@ -39,6 +39,14 @@ def detect(
     fpr: FprOption = 1e-3,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
     batch_size: BatchOption = 16,
+    precision: Annotated[
+        Precision,
+        typer.Option(
+            "--precision",
+            help="fp32 (default): the precision the kit's thresholds were fitted in; bf16 or "
+            "auto: about 2x faster where native, scores move by up to ~0.2.",
+        ),
+    ] = Precision.fp32,
     c2pa_trust: Annotated[
         Path | None,
         typer.Option(
@@ -64,7 +72,9 @@ def detect(
 
     with launched_processes() as acc:
         rank, world = (acc.process_index, acc.num_processes) if acc else (0, 1)
-        k = Kit.from_pretrained(kit, device=acc.device if acc else "cpu")
+        k = Kit.from_pretrained(
+            kit, device=acc.device if acc else "cpu", detect_precision=precision.value
+        )
         files, missing = collect_files(paths)
         results = detect_files(
             k, files, fpr=fpr, batch_size=batch_size, process_index=rank, num_processes=world,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Annotated
 
 import typer
@@ -33,5 +34,23 @@ DbOption = Annotated[
         help="Database URL: sqlite:///file, a file path, or postgresql+psycopg://user@host/db "
         "(postgresql:// works too); default: a SQLite file in the user data folder.",
         show_envvar=True,
+    ),
+]
+
+
+class Precision(str, Enum):
+    """Where W or F runs its convolutions (advsig.precision)."""
+
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
+PrecisionOption = Annotated[
+    Precision,
+    typer.Option(
+        "--precision",
+        help="auto: bfloat16 where the CPU or GPU runs it natively (about 2x faster), else "
+        "float32; fp32; bf16.",
     ),
 ]

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from advsig.cli.distributed import launched_processes
-from advsig.cli.options import BatchOption, CodeOption, KitOption
+from advsig.cli.options import BatchOption, CodeOption, KitOption, Precision, PrecisionOption
 from advsig.kits import DEFAULT_KIT
 
 
@@ -30,6 +30,7 @@ def sign(
         int, typer.Option("--quality", "-q", min=1, max=100, help="JPEG quality.")
     ] = 95,
     batch_size: BatchOption = 8,
+    precision: PrecisionOption = Precision.auto,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Redo outputs that already exist.")
     ] = False,
@@ -91,7 +92,9 @@ def sign(
         raise ConfigError("--c2pa-cert and --c2pa-key are used only with --c2pa")
     with launched_processes() as acc:
         rank, world = (acc.process_index, acc.num_processes) if acc else (0, 1)
-        k = Kit.from_pretrained(kit, device=acc.device if acc else "cpu")
+        k = Kit.from_pretrained(
+            kit, device=acc.device if acc else "cpu", sign_precision=precision.value
+        )
         writer = _manifest_writer(k, code, c2pa_cert, c2pa_key, c2pa_source_type) if c2pa else None
         results = sign_files(
             k, src, dst, code=code, format=format, quality=quality, batch_size=batch_size,

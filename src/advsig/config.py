@@ -345,6 +345,11 @@ class TrainConfig:
             ``robust-v2`` was trained). Why: the grid's blur 2 sat at the edge of that range and
             ``robust-v2`` detects 45% of signed 256 px crops after it (stop 38). Measured at
             3.0 (stop 39): blur 2 rose to 61%, noise 0.05 fell from 92% to 74%; not kept.
+        augment_flat: when a step draws an augmentation, apply one (with its own parameters)
+            to the flat negatives too. Why: F learned flat content only unprocessed, and a
+            kit calibrated on procedural flat images had its 256 px threshold set by them after
+            JPEG 75 (+1.28, two logits above any photo's stratum; stop 40): block edges on a
+            flat image are a periodic pattern in the carriers' band.
         removal_weight: weight of removal positives, each signed crop minus the mean residual
             of the batch's other crops (35-45 dB), labelled signed. Why: any part of the
             signature that is the same on every image can be estimated and subtracted; F must
@@ -410,6 +415,7 @@ class TrainConfig:
     calibration_synthetic: int = 0
     synthetic_fraction: float = 0.0
     augment_blur_max: float | None = None
+    augment_flat: bool = False
 
     def __post_init__(self) -> None:
         if self.binding not in ("content", "none"):
@@ -429,6 +435,11 @@ class TrainConfig:
         if self.augment_blur_max is not None and not self.augment_blur_max > 0.3:
             raise ConfigError(
                 f"augment_blur_max must be > 0.3 (the smallest sigma), got {self.augment_blur_max!r}"
+            )
+        if self.augment_flat and (self.augment == "none" or self.flat_weight == 0):
+            raise ConfigError(
+                "augment_flat needs an augmentation and flat negatives (flat_weight > 0), got "
+                f"augment={self.augment!r}, flat_weight={self.flat_weight!r}"
             )
         if self.augment_blur_max is not None and self.augment != "photometric":
             raise ConfigError(

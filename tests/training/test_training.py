@@ -442,3 +442,33 @@ def test_lifted_averages_add_the_leave_one_out_mean_residual_at_an_attackers_str
         assert cos > 0.999
         psnr = -10 * math.log10(added[i].square().mean().item())
         assert 38.0 <= psnr <= 48.0
+
+
+@pytest.mark.parametrize("augment_flat", [True, False])
+def test_augment_flat_processes_the_flat_negatives_too(tmp_path, monkeypatch, augment_flat):
+    """With ``augment_flat`` the flat negatives go through an augmentation of their own (F
+    must learn that JPEG'd or noisy flat content is clean); without it they never do."""
+    from advsig.training import trainer
+
+    flat_calls = []
+    real = trainer.PairedAugment
+
+    class Recording(real):
+        def forward(self, signed, clean):
+            if signed is clean:  # the flat negatives: one batch, augmented on its own
+                flat_calls.append(len(signed))
+            return super().forward(signed, clean)
+
+    monkeypatch.setattr(trainer, "PairedAugment", Recording)
+    train_signature(
+        _config(tmp_path / "k", steps=3, augment="light", augment_ramp=1, augment_max=1.0,
+                flat_weight=1.0, augment_flat=augment_flat, num_calibration=20)
+    )  # fmt: skip
+    assert (len(flat_calls) == 3) is augment_flat and all(n == 4 for n in flat_calls)
+
+
+def test_augment_flat_is_checked():
+    with pytest.raises(ConfigError, match="augment_flat needs"):
+        TrainConfig(data="embedded", out="x", augment="none", flat_weight=1.0, augment_flat=True)
+    with pytest.raises(ConfigError, match="augment_flat needs"):
+        TrainConfig(data="embedded", out="x", augment="light", augment_flat=True)

@@ -218,6 +218,8 @@ class _SignatureRecipe:
             if float(torch.rand((), generator=gen)) < _augment_probability(config, step):
                 views, clean = self.augment(views, clean.repeat(num_views, 1, 1, 1))
                 clean = clean[: len(x)]
+                if config.augment_flat and len(flat):
+                    flat = self.augment(flat, flat)[0]  # its own draw, not the views'
             logits = detector(torch.cat([views, clean, flat]))  # ((V+1)B + flat, 1 + n)
             cut = len(logits) - len(flat)
             flat_logits, logits = logits[cut:, 0], logits[:cut]

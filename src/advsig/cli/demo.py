@@ -14,7 +14,7 @@ from advsig.kits import DEFAULT_KIT
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("demo-out"),
     kit: Annotated[
-        str, typer.Option("--kit", "-k", help="Kit for the photo part (default: base-v2-odd).")
+        str, typer.Option("--kit", "-k", help="Kit for the photo part (default: base-v2-r48).")
     ] = DEFAULT_KIT,
     train_kit: Annotated[
         bool, typer.Option("--train-kit", help="Train a tiny kit first (about a minute).")

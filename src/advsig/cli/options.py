@@ -12,7 +12,7 @@ KitOption = Annotated[
     typer.Option(
         "--kit",
         "-k",
-        help="Kit folder, shipped kit name (default: base-v2-odd; see advsig kits) or Hugging Face "
+        help="Kit folder, shipped kit name (default: base-v2-r48; see advsig kits) or Hugging Face "
         "Hub id (owner/name).",
     ),
 ]

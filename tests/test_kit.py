@@ -434,5 +434,8 @@ def test_auto_precision_is_float32_where_bfloat16_is_not_native():
 
     assert resolve_precision("auto", "meta") == "fp32"
     assert resolve_precision("auto", "cpu") == ("bf16" if native_bf16("cpu") else "fp32")
-    assert Kit.from_pretrained(DEFAULT_KIT).sign_precision == "auto"
-    assert Kit.from_pretrained(DEFAULT_KIT).detect_precision == "fp32"
+    kit = Kit.from_pretrained(DEFAULT_KIT)
+    assert (kit.sign_precision, kit.detect_precision) == ("auto", "fp32")
+    # A bad argument is the caller's error, not a malformed kit file.
+    with pytest.raises(ConfigError, match="precision must be one of"):
+        Kit.from_pretrained(DEFAULT_KIT, detect_precision="fp16")

@@ -308,6 +308,9 @@ class Kit:
 
         ``sign_precision`` / ``detect_precision``: see :mod:`advsig.precision`.
         """
+        # Checked first, so that a bad argument is not reported as a malformed kit file.
+        check_precision(sign_precision)
+        check_precision(detect_precision)
         path = resolve_kit_path(name_or_path, revision=revision)
         cfg_file = path / CONFIG_NAME
         if not cfg_file.is_file():

@@ -2,7 +2,7 @@
 # Issue 11, stage 2 of the 48 dB candidate (stage 1: train_base_v2_r48_kit.sh). Stage 1's
 # calibration on procedural flat images set its 256 px threshold at +1.28 through one stratum,
 # flat images after JPEG 75 (block edges on a flat image are a periodic pattern in the
-# carriers' band), two logits above every photo's stratum, so it detected fewer signed crops
+# carriers' band), 1.5 logits above every photo's stratum, so it detected fewer signed crops
 # than the default kit while separating them better. This stage continues it (key kept) for
 # 400 steps with `augment_flat`: when a step draws an augmentation, the flat negatives get one
 # too, so F sees JPEG'd and noisy flat content labelled clean. Calibrated as stage 1. Writes

@@ -348,7 +348,7 @@ class TrainConfig:
         augment_flat: when a step draws an augmentation, apply one (with its own parameters)
             to the flat negatives too. Why: F learned flat content only unprocessed, and a
             kit calibrated on procedural flat images had its 256 px threshold set by them after
-            JPEG 75 (+1.28, two logits above any photo's stratum; stop 40): block edges on a
+            JPEG 75 (+1.28, 1.5 logits above any photo's stratum; stop 40): block edges on a
             flat image are a periodic pattern in the carriers' band.
         removal_weight: weight of removal positives, each signed crop minus the mean residual
             of the batch's other crops (35-45 dB), labelled signed. Why: any part of the

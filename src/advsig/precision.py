@@ -11,6 +11,7 @@ the thresholds were fitted on float32 scores, and bfloat16 moves a score by up t
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import torch
 
@@ -21,10 +22,14 @@ PRECISIONS = ("auto", "fp32", "bf16")
 
 def native_bf16(device: torch.device | str) -> bool:
     """Whether ``device`` runs bfloat16 convolutions natively (so faster, not emulated)."""
-    device = torch.device(device)
-    if device.type == "cuda":
+    return _native_bf16(torch.device(device).type)
+
+
+@functools.cache  # asked once per batch by Kit.sign; the hardware does not change
+def _native_bf16(kind: str) -> bool:
+    if kind == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
+    if kind == "cpu":
         # Private but stable since torch 2.0; absent means we cannot tell, so no.
         probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
         amx = getattr(torch.cpu, "_is_amx_tile_supported", None)

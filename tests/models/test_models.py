@@ -254,6 +254,25 @@ def test_odd_score_keeps_the_decoy_reference_and_the_bits_and_older_configs_lack
     assert DetectorConfig.from_dict(legacy).odd_score is False
 
 
+def test_odd_read_runs_the_linear_stem_once_and_matches_the_whole_network_exactly():
+    torch.manual_seed(3)
+    f = create_model(
+        "detector-tiny", num_bits=4, odd_score=True, odd_bits=True, score_reference="none"
+    ).eval()
+    x = torch.rand(3, 3, 64, 64)
+    batches: list[int] = []
+    f.net[1].register_forward_hook(lambda m, i, o: batches.append(len(i[0])))
+    with torch.no_grad():
+        u = f.features(x)
+        whole = f.net(torch.cat([u, -u]))
+        batches.clear()
+        out = f(x)
+    assert batches == [len(x)]  # the stem saw u only; -stem(u) stood in for stem(-u)
+    pos, neg = whole.split(len(x))
+    assert torch.equal(out[:, 0], pos[:, 0] - neg[:, 0])  # negation is exact: same bits
+    assert torch.equal(out[:, 1:], pos[:, 1:] - neg[:, 1:])
+
+
 def test_odd_bits_read_both_passes_and_leave_the_score_alone():
     torch.manual_seed(2)
     f = create_model("detector-tiny", num_bits=4, odd_score=True, odd_bits=True).eval()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from advsig.data.datasets import ImagePool, RandomCrops, embedded_images
 from advsig.models.factory import create_model
+from advsig.modules import binding
 from advsig.modules.binding import ContentBinding, highpass
 
 
@@ -61,6 +63,27 @@ def test_injector_cannot_move_the_mask_it_is_read_with() -> None:
 def test_highpass_removes_constants() -> None:
     flat = torch.full((1, 3, 40, 40), 0.3)
     assert highpass(flat, 4.0).abs().max() < 1e-6
+
+
+@pytest.mark.parametrize(
+    ("shape", "sigma"), [((2, 3, 96, 96), 4.0), ((1, 3, 37, 53), 1.0), ((2, 1, 9, 12), 4.0)]
+)
+def test_highpass_by_banded_products_equals_the_depthwise_blur(monkeypatch, shape, sigma) -> None:
+    """The fast path (matrix products) and the large-image path (depthwise convolutions) give
+    the same high-pass, including images smaller than the kernel (replicate padding)."""
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(0))
+    fast = highpass(x, sigma)
+    monkeypatch.setattr(binding, "_BAND_MAX_SIDE", 0)
+    torch.testing.assert_close(fast, highpass(x, sigma), atol=1e-6, rtol=0)
+
+
+def test_highpass_band_built_under_inference_mode_still_trains() -> None:
+    """The band matrix is cached; one first built during detection must serve autograd later."""
+    with torch.inference_mode():
+        highpass(torch.rand(1, 3, 41, 43), 2.0)
+    x = torch.rand(1, 3, 41, 43, requires_grad=True)
+    highpass(x, 2.0).square().sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
 
 
 def test_contrast_floor_stops_a_transplant_from_bringing_its_own_mask() -> None:

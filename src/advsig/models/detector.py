@@ -98,11 +98,9 @@ class SignatureDetector(nn.Module):
         reads = [self.features(x)]  # what F reads through the kit's mask, then the decoy's
         if self.decoy is not None:
             reads.append(self.features(x, mask=self.decoy))
-        if self.config.odd_score:
-            reads += [-u for u in reads]
-        if len(reads) == 1:
+        if len(reads) == 1 and not self.config.odd_score:
             return self.net(reads[0])  # (B, 1 + num_bits)
-        out = self.net(torch.cat(reads)).split(len(x))  # one batch: len(reads) x (B, 1 + n)
+        out = self._read(torch.cat(reads)).split(len(x))  # one batch: len(reads) x (B, 1 + n)
         scores = [o[:, :1] for o in out]  # (B, 1) each
         if self.config.odd_score:  # f(u) - f(-u), for the kit's mask and the decoy's alike
             half = len(scores) // 2
@@ -112,6 +110,31 @@ class SignatureDetector(nn.Module):
         if self.config.odd_bits:  # b(u) - b(-u): the -u read of the kit's mask, already made
             bits = bits - out[len(out) // 2][:, 1:]
         return torch.cat([score, bits], dim=1)
+
+    def _read(self, u: torch.Tensor) -> torch.Tensor:
+        """The network on ``u`` and, with ``odd_score``, on ``-u`` after it: (2B or B, 1 + n).
+
+        Why the stem runs once: pixel-unshuffle and a bias-free convolution are linear, so
+        ``stem(-u)`` is exactly ``-stem(u)`` (negation is exact in floating point); the odd
+        read then costs the network minus its stem twice, not the whole network.
+        """
+        if not self.config.odd_score:
+            return self.net(u)
+        if not self._stem_is_linear():  # torchvision's ResNet, or a network swapped in
+            return self.net(torch.cat([u, -u]))
+        z = self.net[:2](u)  # pixel-unshuffle, stem convolution (bias=False)
+        return self.net[2:](torch.cat([z, -z]))
+
+    def _stem_is_linear(self) -> bool:
+        """Whether ``net`` starts with advsig's linear stem: pixel-unshuffle, bias-free conv."""
+        net = self.net
+        return (
+            isinstance(net, nn.Sequential)
+            and len(net) > 2
+            and isinstance(net[0], (nn.PixelUnshuffle, nn.Identity))
+            and isinstance(net[1], nn.Conv2d)
+            and net[1].bias is None
+        )
 
     def features(self, x: torch.Tensor, *, mask: ContentBinding | None = None) -> torch.Tensor:
         """What the network reads: normalised pixels (v1), or the image's high-pass demodulated

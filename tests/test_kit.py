@@ -162,6 +162,50 @@ def test_scale_search_reads_the_best_rescaling_and_round_trips(tmp_path):
         Kit(kit.injector, kit.detector, detect_scales=(0.0,))
 
 
+def test_fit_up_reads_small_images_at_the_working_size_and_round_trips(tmp_path):
+    kit = _kit()  # work size 96, one scale
+    small, large = torch.rand(2, 3, 60, 72), torch.rand(2, 3, 100, 100)
+    up = kit.with_fit_up()
+    assert up.calibration is None and kit.with_fit_up(False).calibration is kit.calibration
+    fitted = torch.nn.functional.interpolate(small, size=(80, 96), mode="bilinear")
+    expected = torch.maximum(kit.logits(small)[:, 0], kit.logits(fitted)[:, 0])
+    assert torch.allclose(up.logits(small)[:, 0], expected, atol=1e-5)
+    assert torch.equal(up.logits(large), kit.logits(large))  # at the working size: no extra read
+    assert up.scale_logits(small).shape[1] == 2  # the fit-up read is the last slot
+    up.calibration = kit.calibration
+    up.save_pretrained(tmp_path / "k")
+    again = Kit.from_pretrained(tmp_path / "k")
+    assert again.fit_up and torch.equal(again.logits(small), up.logits(small))
+    config = json.loads((tmp_path / "k" / "config.json").read_text())
+    del config["fit_up"]  # kits saved before stop 41
+    (tmp_path / "k" / "config.json").write_text(json.dumps(config))
+    assert not Kit.from_pretrained(tmp_path / "k").fit_up
+    with pytest.raises(ConfigError, match="scale_norm"):
+        Kit(kit.injector, kit.detector, fit_up=True, scale_norm={96: {1.0: (0.0, 1.0)}})
+
+
+def test_fit_up_finds_a_downscaled_small_signed_image_on_its_grid():
+    """A 256 px crop signed by ``robust-v2``, then shrunk by a platform to 0.75 and
+    recompressed: read as it is, the signature is off the kit's tile grid; fitted back up to
+    the working size, it reads far above the clean crops under the same chain."""
+    from advsig.attacks import create_attack
+
+    kit = Kit.from_pretrained("robust-v2")
+    up = kit.with_fit_up()
+    photos = [img for _, img in embedded_images("test")]
+    clean = RandomCrops(ImagePool(photos, max_side=512), 256).sample(
+        3, torch.Generator().manual_seed(11)
+    )
+    signed = (kit.sign(clean, code=0xC0FFEE) * 255).round() / 255
+    upload = create_attack("social", 0.75, 80)
+    s_small = torch.stack([upload(x[None])[0] for x in signed])
+    c_small = torch.stack([upload(x[None])[0] for x in clean])
+    assert s_small.shape[-1] == 192
+    plain, fitted = kit.logits(s_small)[:, 0], up.logits(s_small)[:, 0]
+    assert (fitted > plain + 2).all(), (plain, fitted)
+    assert fitted.min() > up.logits(c_small)[:, 0].max() + 2
+
+
 def test_scale_norm_compares_scales_as_z_scores_and_round_trips(tmp_path):
     kit = _kit()
     kit.detect_scales = (0.7, 1.0)

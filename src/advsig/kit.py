@@ -141,6 +141,7 @@ class Kit:
         scale_norm: dict[int, dict[float, tuple[float, float]]] | None = None,
         sign_precision: str = "auto",
         detect_precision: str = "fp32",
+        fit_up: bool = False,
     ) -> None:
         if detector is not None and detector.config.num_bits != injector.config.num_bits:
             raise ConfigError(
@@ -175,6 +176,11 @@ class Kit:
             sd <= 0 for per in self.scale_norm.values() for _, sd in per.values()
         ):
             raise ConfigError(f"scale_norm spreads must be > 0, got {scale_norm!r}")
+        # Also read an image smaller than the working size fitted back up to it (see
+        # _read_scales). Its reads have no scale norm, so the two do not mix.
+        self.fit_up = bool(fit_up)
+        if self.fit_up and self.scale_norm:
+            raise ConfigError("fit_up reads are not standardised: use it without scale_norm")
         if detector is not None:
             _check_same_key(injector, detector)
         # Where W and F may run in bfloat16 (advsig.precision): signing wherever it is
@@ -249,6 +255,21 @@ class Kit:
             key_fingerprint=self.key_fingerprint, upscale_within_work=self.upscale_within_work,
             scale_norm=self.scale_norm if changed <= {"odd_bits"} else None,
             sign_precision=self.sign_precision, detect_precision=self.detect_precision,
+            fit_up=self.fit_up,
+        )  # fmt: skip
+
+    def with_fit_up(self, fit_up: bool = True) -> Kit:
+        """This kit with fit-up reads on or off (see :meth:`_read_scales`). Weights shared; the
+        calibration is dropped when the setting changes, because the scores of images smaller
+        than the working size change (recalibrate: ``advsig calibrate --fit-up``)."""
+        same = bool(fit_up) == self.fit_up
+        return Kit(
+            self.injector, self.detector, work_size=self.work_size, tile_size=self.tile_size,
+            calibration=self.calibration if same else None, training=self.training,
+            detect_scales=self.detect_scales, key_fingerprint=self.key_fingerprint,
+            upscale_within_work=self.upscale_within_work, scale_norm=self.scale_norm,
+            sign_precision=self.sign_precision, detect_precision=self.detect_precision,
+            fit_up=fit_up,
         )  # fmt: skip
 
     # ----------------------------------------------------------------- persistence
@@ -263,6 +284,7 @@ class Kit:
             "detect_scales": list(self.detect_scales),
             "key_fingerprint": self.key_fingerprint,
             "upscale_within_work": self.upscale_within_work,
+            "fit_up": self.fit_up,
             "scale_norm": (
                 {
                     str(size): [[k, *v] for k, v in sorted(per.items())]
@@ -363,6 +385,7 @@ class Kit:
                 scale_norm=norm or None,
                 sign_precision=sign_precision,
                 detect_precision=detect_precision,
+                fit_up=bool(cfg.get("fit_up", False)),
             )
         except ConfigError as exc:
             raise CheckpointError(f"{cfg_file}: {exc}") from exc
@@ -529,7 +552,11 @@ class Kit:
         images cost nothing extra. With ``scale_norm`` the scores are compared as z-scores
         (see :meth:`combine_scales`).
         """
-        if self.detect_scales == (1.0,) and self._norm_for(min(work.shape[-2:])) is None:
+        if (
+            self.detect_scales == (1.0,)
+            and self._norm_for(min(work.shape[-2:])) is None
+            and self._fit_up_size(*work.shape[-2:]) is None
+        ):
             return self._tiled_detect(work)
         return self.combine_scales(self._read_scales(work), side=min(work.shape[-2:]))
 
@@ -544,27 +571,58 @@ class Kit:
         # An empty norm: this size reads raw scores (calibration found the norm did not help).
         return norm if norm and all(s in norm for s in self.detect_scales) else None
 
+    def _scale_sizes(self, h: int, w: int) -> list[tuple[int, int] | None]:
+        """The size each of ``detect_scales`` reads an (h, w) image at; None where a scale is
+        not tried (too small, or above ``work_size`` with ``upscale_within_work``)."""
+        detector = self._require_detector()
+        sizes: list[tuple[int, int] | None] = []
+        for scale in self.detect_scales:
+            size = (round(h * scale), round(w * scale))
+            too_small = min(size) < max(detector.min_size, self.tile_size or 0)
+            too_big = self.upscale_within_work and scale > 1 and max(size) > self.work_size
+            sizes.append(None if too_small or too_big else size)
+        return sizes
+
+    def _fit_up_size(self, h: int, w: int) -> tuple[int, int] | None:
+        """With ``fit_up``, the size of an (h, w) image fitted back up to ``work_size`` (longer
+        side), when it is smaller and no detection scale already reads it at that size."""
+        if not self.fit_up or max(h, w) >= self.work_size:
+            return None
+        scale = self.work_size / max(h, w)
+        size = (round(h * scale), round(w * scale))
+        return None if size in self._scale_sizes(h, w) else size
+
     def _read_scales(self, work: torch.Tensor) -> torch.Tensor:
         """(b, S, 1 + num_bits): F's outputs at each of ``detect_scales``; NaN where a scale is
         not tried (too small, or above ``work_size`` with ``upscale_within_work``). When no
-        scale is tried, the image is read as it is, in the slot of scale 1 (or the first)."""
-        detector = self._require_detector()
+        scale is tried, the image is read as it is, in the slot of scale 1 (or the first).
+
+        With ``fit_up`` there is one more slot, S + 1: the image fitted back up to
+        ``work_size`` when it is smaller. Why: an image at or below the working size is signed
+        at its own size, on the kit's tile grid; a platform that shrinks it by 0.75 (an
+        upload) or 0.8 (a screenshot) moves the signature off that grid, and scale 2 would
+        pass the working size; fitted back up, the signature is on its grid again
+        (``benchmarks/probe_fit_up.py``; BENCHMARKS.md, stop 41). Larger images need no such read: they are signed and read on a copy fitted within
+        the working size, which a downscale leaves as it was.
+        """
         h, w = work.shape[-2:]
-        shape = (len(work), len(self.detect_scales), 1 + self.num_bits)
+        fit = self._fit_up_size(h, w)
+        slots = len(self.detect_scales) + (1 if self.fit_up else 0)
+        shape = (len(work), slots, 1 + self.num_bits)
         out = torch.full(shape, math.nan, device=work.device)  # stays on the device, keeps grads
-        for i, scale in enumerate(self.detect_scales):
-            size = (round(h * scale), round(w * scale))
-            if min(size) < max(detector.min_size, self.tile_size or 0):
-                continue
-            if self.upscale_within_work and scale > 1 and max(size) > self.work_size:
+        for i, (scale, size) in enumerate(zip(self.detect_scales, self._scale_sizes(h, w))):
+            if size is None:
                 continue
             view = work if scale == 1.0 else F.interpolate(
                 work, size=size, mode="bilinear", antialias=scale < 1, align_corners=False
             )  # fmt: skip
             out[:, i] = self._tiled_detect(view).float()
-        if torch.isnan(out[:, :, 0]).all():
+        if torch.isnan(out[:, : len(self.detect_scales), 0]).all():
             slot = self.detect_scales.index(1.0) if 1.0 in self.detect_scales else 0
             out[:, slot] = self._tiled_detect(work).float()
+        if fit is not None:
+            view = F.interpolate(work, size=fit, mode="bilinear", align_corners=False)
+            out[:, -1] = self._tiled_detect(view.clamp(0, 1)).float()
         return out
 
     def combine_scales(self, reads: torch.Tensor, *, side: int) -> torch.Tensor:
@@ -601,7 +659,8 @@ class Kit:
         """Raw outputs at each detection scale, (N, S, 1 + num_bits), NaN where a scale is not
         tried; :meth:`combine_scales` turns them into :meth:`logits`' rows."""
         items = to_library(images).images
-        out = torch.empty(len(items), len(self.detect_scales), 1 + self.num_bits)
+        slots = len(self.detect_scales) + (1 if self.fit_up else 0)  # fit-up reads come last
+        out = torch.empty(len(items), slots, 1 + self.num_bits)
         for group in self._batches(items, batch_size):
             work = torch.stack([g.work for g in group]).to(self.device)  # (b, 3, h, w)
             out[[g.index for g in group]] = self._read_scales(work).float().cpu()
@@ -612,6 +671,8 @@ class Kit:
         shorter working sides are ``sides``: one norm per size with at least 20 reads of every
         scale; a size with fewer (small images skip the scales that would shrink them below a
         tile) gets an empty norm and reads raw scores."""
+        if self.fit_up:
+            raise ConfigError("fit_up reads are not standardised: use it without scale_norm")
         sides_t = torch.as_tensor(list(sides))
         norms: dict[int, dict[float, tuple[float, float]]] = {}
         for side in sorted(set(int(v) for v in sides)):

@@ -60,6 +60,15 @@ def calibrate(
             "(more of the code read, no extra cost; default: keep the kit's).",
         ),
     ] = None,
+    fit_up: Annotated[
+        bool | None,
+        typer.Option(
+            "--fit-up/--no-fit-up",
+            help="Also read images smaller than the kit's working size fitted back up to it, "
+            "so that a downscaled copy of a small signed image (an upload, a screenshot) is "
+            "read on its signing grid (default: keep the kit's).",
+        ),
+    ] = None,
     whole: Annotated[
         list[Path] | None,
         typer.Option(
@@ -118,6 +127,7 @@ def calibrate(
     Example: advsig calibrate small-v2 my-kit/ --whole unsigned-ddpm-samples/
     Example: advsig calibrate base-v2-light my-kit/ --processed light
     Example: advsig calibrate robust-v2 my-kit/ --processed pixel --by-photo --synthetic 100
+    Example: advsig calibrate base-v2-r48 my-kit/ --fit-up --processed light --by-photo
     """
     from advsig.data.datasets import EMBEDDED_SPLITS, resolve_training_data
     from advsig.data.io import list_images
@@ -133,6 +143,8 @@ def calibrate(
         loaded = loaded.with_detector_options(stem_eps=stem_eps)
     if odd_bits is not None:
         loaded = loaded.with_detector_options(odd_bits=odd_bits)
+    if fit_up is not None:
+        loaded = loaded.with_fit_up(fit_up)
     names = None
     if data == "embedded":
         _, sources = resolve_training_data("embedded", val_fraction=0.1, seed=seed)

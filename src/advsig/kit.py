@@ -602,8 +602,9 @@ class Kit:
         at its own size, on the kit's tile grid; a platform that shrinks it by 0.75 (an
         upload) or 0.8 (a screenshot) moves the signature off that grid, and scale 2 would
         pass the working size; fitted back up, the signature is on its grid again
-        (``benchmarks/probe_fit_up.py``; BENCHMARKS.md, stop 41). Larger images need no such read: they are signed and read on a copy fitted within
-        the working size, which a downscale leaves as it was.
+        (``benchmarks/probe_fit_up.py``; BENCHMARKS.md, stop 41). Larger images need no such
+        read: they are signed and read on a copy fitted within the working size, which a
+        downscale leaves as it was.
         """
         h, w = work.shape[-2:]
         fit = self._fit_up_size(h, w)

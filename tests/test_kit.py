@@ -206,6 +206,54 @@ def test_fit_up_finds_a_downscaled_small_signed_image_on_its_grid():
     assert fitted.min() > up.logits(c_small)[:, 0].max() + 2
 
 
+def test_mirror_reads_take_the_better_of_the_image_and_its_mirror_and_round_trip(tmp_path):
+    kit = _kit()  # work size 96, one scale
+    x = torch.rand(3, 3, 60, 72)
+    mirror = kit.with_mirror_reads().with_fit_up()
+    assert (
+        mirror.calibration is None and kit.with_mirror_reads(False).calibration is kit.calibration
+    )
+    reads = mirror.scale_logits(x)  # scale 1, fit-up, then both mirrored
+    assert reads.shape == (3, 4, 7) and mirror.num_read_slots() == 4
+    fitted = kit.with_fit_up()
+    assert torch.equal(reads[:, :2], fitted.scale_logits(x))
+    assert torch.equal(reads[:, 2:], fitted.scale_logits(x.flip(-1)))
+    expected = torch.maximum(fitted.logits(x)[:, 0], fitted.logits(x.flip(-1))[:, 0])
+    assert torch.allclose(mirror.logits(x)[:, 0], expected, atol=1e-6)
+    # The winning read's bits come with its score: a mirrored image reads as its original.
+    assert torch.equal(mirror.logits(x.flip(-1)), mirror.logits(x))
+    mirror.calibration = kit.calibration
+    mirror.save_pretrained(tmp_path / "k")
+    again = Kit.from_pretrained(tmp_path / "k")
+    assert again.mirror_reads and torch.equal(again.logits(x), mirror.logits(x))
+    config = json.loads((tmp_path / "k" / "config.json").read_text())
+    del config["mirror_reads"]  # kits saved before stop 42
+    (tmp_path / "k" / "config.json").write_text(json.dumps(config))
+    assert not Kit.from_pretrained(tmp_path / "k").mirror_reads
+    with pytest.raises(ConfigError, match="scale_norm"):
+        Kit(kit.injector, kit.detector, mirror_reads=True, scale_norm={96: {1.0: (0.0, 1.0)}})
+
+
+def test_mirror_reads_find_a_mirrored_signed_image():
+    """A mirrored ``robust-v2`` signature reads below clean crops (the read is on the grid
+    it was signed on, which mirroring reverses); with mirror reads it reads as signed, with
+    its code, and clean crops gain nothing they did not have mirrored."""
+    kit = Kit.from_pretrained("robust-v2")
+    mirror = kit.with_mirror_reads()
+    photos = [img for _, img in embedded_images("test")]
+    clean = RandomCrops(ImagePool(photos, max_side=512), 256).sample(
+        3, torch.Generator().manual_seed(12)
+    )
+    signed = (kit.sign(clean, code=0xC0FFEE) * 255).round() / 255
+    flipped = signed.flip(-1)
+    plain, found = kit.logits(flipped), mirror.logits(flipped)
+    assert (plain[:, 0] < kit.logits(clean)[:, 0].max()).all(), plain[:, 0]
+    assert torch.allclose(found, kit.logits(signed), atol=1e-4)
+    assert found[:, 0].min() > kit.threshold(1e-3, size=(256, 256))
+    both = torch.maximum(kit.logits(clean)[:, 0], kit.logits(clean.flip(-1))[:, 0])
+    assert torch.allclose(mirror.logits(clean)[:, 0], both, atol=1e-5)
+
+
 def test_scale_norm_compares_scales_as_z_scores_and_round_trips(tmp_path):
     kit = _kit()
     kit.detect_scales = (0.7, 1.0)

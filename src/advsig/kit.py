@@ -142,6 +142,7 @@ class Kit:
         sign_precision: str = "auto",
         detect_precision: str = "fp32",
         fit_up: bool = False,
+        mirror_reads: bool = False,
     ) -> None:
         if detector is not None and detector.config.num_bits != injector.config.num_bits:
             raise ConfigError(
@@ -181,6 +182,11 @@ class Kit:
         self.fit_up = bool(fit_up)
         if self.fit_up and self.scale_norm:
             raise ConfigError("fit_up reads are not standardised: use it without scale_norm")
+        # Also read every image mirrored left to right (see _read_scales); as for fit-up, its
+        # reads have no scale norm.
+        self.mirror_reads = bool(mirror_reads)
+        if self.mirror_reads and self.scale_norm:
+            raise ConfigError("mirror reads are not standardised: use them without scale_norm")
         if detector is not None:
             _check_same_key(injector, detector)
         # Where W and F may run in bfloat16 (advsig.precision): signing wherever it is
@@ -255,21 +261,30 @@ class Kit:
             key_fingerprint=self.key_fingerprint, upscale_within_work=self.upscale_within_work,
             scale_norm=self.scale_norm if changed <= {"odd_bits"} else None,
             sign_precision=self.sign_precision, detect_precision=self.detect_precision,
-            fit_up=self.fit_up,
+            fit_up=self.fit_up, mirror_reads=self.mirror_reads,
         )  # fmt: skip
 
     def with_fit_up(self, fit_up: bool = True) -> Kit:
         """This kit with fit-up reads on or off (see :meth:`_read_scales`). Weights shared; the
         calibration is dropped when the setting changes, because the scores of images smaller
         than the working size change (recalibrate: ``advsig calibrate --fit-up``)."""
-        same = bool(fit_up) == self.fit_up
+        return self._with_reads(fit_up=bool(fit_up), mirror_reads=self.mirror_reads)
+
+    def with_mirror_reads(self, mirror: bool = True) -> Kit:
+        """This kit with mirror reads on or off (see :meth:`_read_scales`). Weights shared; the
+        calibration is dropped when the setting changes, because every clean score may rise
+        (recalibrate: ``advsig calibrate --mirror``)."""
+        return self._with_reads(fit_up=self.fit_up, mirror_reads=bool(mirror))
+
+    def _with_reads(self, *, fit_up: bool, mirror_reads: bool) -> Kit:
+        same = fit_up == self.fit_up and mirror_reads == self.mirror_reads
         return Kit(
             self.injector, self.detector, work_size=self.work_size, tile_size=self.tile_size,
             calibration=self.calibration if same else None, training=self.training,
             detect_scales=self.detect_scales, key_fingerprint=self.key_fingerprint,
             upscale_within_work=self.upscale_within_work, scale_norm=self.scale_norm,
             sign_precision=self.sign_precision, detect_precision=self.detect_precision,
-            fit_up=fit_up,
+            fit_up=fit_up, mirror_reads=mirror_reads,
         )  # fmt: skip
 
     # ----------------------------------------------------------------- persistence
@@ -285,6 +300,7 @@ class Kit:
             "key_fingerprint": self.key_fingerprint,
             "upscale_within_work": self.upscale_within_work,
             "fit_up": self.fit_up,
+            "mirror_reads": self.mirror_reads,
             "scale_norm": (
                 {
                     str(size): [[k, *v] for k, v in sorted(per.items())]
@@ -386,6 +402,7 @@ class Kit:
                 sign_precision=sign_precision,
                 detect_precision=detect_precision,
                 fit_up=bool(cfg.get("fit_up", False)),
+                mirror_reads=bool(cfg.get("mirror_reads", False)),
             )
         except ConfigError as exc:
             raise CheckpointError(f"{cfg_file}: {exc}") from exc
@@ -556,6 +573,7 @@ class Kit:
             self.detect_scales == (1.0,)
             and self._norm_for(min(work.shape[-2:])) is None
             and self._fit_up_size(*work.shape[-2:]) is None
+            and not self.mirror_reads
         ):
             return self._tiled_detect(work)
         return self.combine_scales(self._read_scales(work), side=min(work.shape[-2:]))
@@ -593,11 +611,12 @@ class Kit:
         return None if size in self._scale_sizes(h, w) else size
 
     def _read_scales(self, work: torch.Tensor) -> torch.Tensor:
-        """(b, S, 1 + num_bits): F's outputs at each of ``detect_scales``; NaN where a scale is
-        not tried (too small, or above ``work_size`` with ``upscale_within_work``). When no
-        scale is tried, the image is read as it is, in the slot of scale 1 (or the first).
+        """(b, S', 1 + num_bits): F's outputs in each read slot (see :meth:`num_read_slots`);
+        NaN where a scale is not tried (too small, or above ``work_size`` with
+        ``upscale_within_work``). When no scale is tried, the image is read as it is, in the
+        slot of scale 1 (or the first).
 
-        With ``fit_up`` there is one more slot, S + 1: the image fitted back up to
+        With ``fit_up`` there is one more slot after the scales: the image fitted back up to
         ``work_size`` when it is smaller. Why: an image at or below the working size is signed
         at its own size, on the kit's tile grid; a platform that shrinks it by 0.75 (an
         upload) or 0.8 (a screenshot) moves the signature off that grid, and scale 2 would
@@ -605,7 +624,25 @@ class Kit:
         (``benchmarks/probe_fit_up.py``; BENCHMARKS.md, stop 41). Larger images need no such
         read: they are signed and read on a copy fitted within the working size, which a
         downscale leaves as it was.
+
+        With ``mirror_reads`` every slot is read again on the image mirrored left to right,
+        after the unmirrored ones. Why: a v2 signature is read on the grid it was signed on,
+        and mirroring (a selfie camera, an edit) reverses it, so a mirrored signed image
+        reads like a clean one (BENCHMARKS.md, stop 42); mirrored back it is the signed image.
+        It doubles detection's cost, so kits turn it on only where calibrated with it.
         """
+        out = self._read_slots(work)
+        if self.mirror_reads:
+            out = torch.cat([out, self._read_slots(work.flip(-1))], dim=1)
+        return out
+
+    def num_read_slots(self) -> int:
+        """How many reads :meth:`scale_logits` returns per image: one per detection scale,
+        one more with ``fit_up``, and all of them twice with ``mirror_reads``."""
+        return (len(self.detect_scales) + int(self.fit_up)) * (2 if self.mirror_reads else 1)
+
+    def _read_slots(self, work: torch.Tensor) -> torch.Tensor:
+        """The scale reads and the fit-up read of ``work`` as it is (:meth:`_read_scales`)."""
         h, w = work.shape[-2:]
         fit = self._fit_up_size(h, w)
         slots = len(self.detect_scales) + (1 if self.fit_up else 0)
@@ -657,11 +694,12 @@ class Kit:
 
     @torch.inference_mode()
     def scale_logits(self, images: ImageInput, *, batch_size: int = 16) -> torch.Tensor:
-        """Raw outputs at each detection scale, (N, S, 1 + num_bits), NaN where a scale is not
-        tried; :meth:`combine_scales` turns them into :meth:`logits`' rows."""
+        """Raw outputs in each read slot (N, :meth:`num_read_slots`, 1 + num_bits): each
+        detection scale, then the fit-up read, then all of those mirrored, as the kit has them;
+        NaN where a read is not tried. :meth:`combine_scales` turns them into :meth:`logits`'
+        rows."""
         items = to_library(images).images
-        slots = len(self.detect_scales) + (1 if self.fit_up else 0)  # fit-up reads come last
-        out = torch.empty(len(items), slots, 1 + self.num_bits)
+        out = torch.empty(len(items), self.num_read_slots(), 1 + self.num_bits)
         for group in self._batches(items, batch_size):
             work = torch.stack([g.work for g in group]).to(self.device)  # (b, 3, h, w)
             out[[g.index for g in group]] = self._read_scales(work).float().cpu()
@@ -672,8 +710,8 @@ class Kit:
         shorter working sides are ``sides``: one norm per size with at least 20 reads of every
         scale; a size with fewer (small images skip the scales that would shrink them below a
         tile) gets an empty norm and reads raw scores."""
-        if self.fit_up:
-            raise ConfigError("fit_up reads are not standardised: use it without scale_norm")
+        if self.fit_up or self.mirror_reads:
+            raise ConfigError("fit_up and mirror reads are not standardised: turn them off")
         sides_t = torch.as_tensor(list(sides))
         norms: dict[int, dict[float, tuple[float, float]]] = {}
         for side in sorted(set(int(v) for v in sides)):

@@ -137,9 +137,10 @@ def test_calibrate_sets_thresholds_from_a_folder_and_switches_the_reference(
         odd.returncode == 1 and "set odd_score too" in odd.stderr
     )  # the tiny kit's score is not odd
     assert not (tmp_path / "odd").exists()
-    fit = run_cli("calibrate", tiny_kit_dir, tmp_path / "fit", *args, "--fit-up")
+    fit = run_cli("calibrate", tiny_kit_dir, tmp_path / "fit", *args, "--fit-up", "--mirror")
     assert fit.returncode == 0, fit.stderr
-    assert json.loads((tmp_path / "fit" / "config.json").read_text())["fit_up"] is True
+    reads = json.loads((tmp_path / "fit" / "config.json").read_text())
+    assert reads["fit_up"] is True and reads["mirror_reads"] is True
 
 
 def test_env_prints_versions():

@@ -69,6 +69,14 @@ def calibrate(
             "read on its signing grid (default: keep the kit's).",
         ),
     ] = None,
+    mirror: Annotated[
+        bool | None,
+        typer.Option(
+            "--mirror/--no-mirror",
+            help="Also read every image mirrored left to right, so that a mirrored signed "
+            "image is found; doubles detection's cost (default: keep the kit's).",
+        ),
+    ] = None,
     whole: Annotated[
         list[Path] | None,
         typer.Option(
@@ -128,6 +136,7 @@ def calibrate(
     Example: advsig calibrate base-v2-light my-kit/ --processed light
     Example: advsig calibrate robust-v2 my-kit/ --processed pixel --by-photo --synthetic 100
     Example: advsig calibrate base-v2-r48 my-kit/ --fit-up --processed light --by-photo
+    Example: advsig calibrate robust-v2 my-kit/ --mirror --processed pixel --by-photo
     """
     from advsig.data.datasets import EMBEDDED_SPLITS, resolve_training_data
     from advsig.data.io import list_images
@@ -145,6 +154,8 @@ def calibrate(
         loaded = loaded.with_detector_options(odd_bits=odd_bits)
     if fit_up is not None:
         loaded = loaded.with_fit_up(fit_up)
+    if mirror is not None:
+        loaded = loaded.with_mirror_reads(mirror)
     names = None
     if data == "embedded":
         _, sources = resolve_training_data("embedded", val_fraction=0.1, seed=seed)

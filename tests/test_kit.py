@@ -173,15 +173,22 @@ def test_fit_up_reads_small_images_at_the_working_size_and_round_trips(tmp_path)
     assert torch.equal(up.logits(large), kit.logits(large))  # at the working size: no extra read
     assert up.scale_logits(small).shape[1] == 2  # the fit-up read is the last slot
     up.calibration = kit.calibration
-    up.save_pretrained(tmp_path / "k")
-    again = Kit.from_pretrained(tmp_path / "k")
+    again, before = _round_trip_and_drop(up, tmp_path, "fit_up")  # key new at stop 41
     assert again.fit_up and torch.equal(again.logits(small), up.logits(small))
-    config = json.loads((tmp_path / "k" / "config.json").read_text())
-    del config["fit_up"]  # kits saved before stop 41
-    (tmp_path / "k" / "config.json").write_text(json.dumps(config))
-    assert not Kit.from_pretrained(tmp_path / "k").fit_up
+    assert not before.fit_up
     with pytest.raises(ConfigError, match="scale_norm"):
         Kit(kit.injector, kit.detector, fit_up=True, scale_norm={96: {1.0: (0.0, 1.0)}})
+
+
+def _round_trip_and_drop(kit: Kit, tmp_path, key: str) -> tuple[Kit, Kit]:
+    """``kit`` saved and loaded, then loaded again from its config without ``key``, as a kit
+    saved before that key existed."""
+    kit.save_pretrained(tmp_path / "k")
+    again = Kit.from_pretrained(tmp_path / "k")
+    config = json.loads((tmp_path / "k" / "config.json").read_text())
+    del config[key]
+    (tmp_path / "k" / "config.json").write_text(json.dumps(config))
+    return again, Kit.from_pretrained(tmp_path / "k")
 
 
 def test_fit_up_finds_a_downscaled_small_signed_image_on_its_grid():
@@ -223,13 +230,9 @@ def test_mirror_reads_take_the_better_of_the_image_and_its_mirror_and_round_trip
     # The winning read's bits come with its score: a mirrored image reads as its original.
     assert torch.equal(mirror.logits(x.flip(-1)), mirror.logits(x))
     mirror.calibration = kit.calibration
-    mirror.save_pretrained(tmp_path / "k")
-    again = Kit.from_pretrained(tmp_path / "k")
+    again, before = _round_trip_and_drop(mirror, tmp_path, "mirror_reads")  # new at stop 42
     assert again.mirror_reads and torch.equal(again.logits(x), mirror.logits(x))
-    config = json.loads((tmp_path / "k" / "config.json").read_text())
-    del config["mirror_reads"]  # kits saved before stop 42
-    (tmp_path / "k" / "config.json").write_text(json.dumps(config))
-    assert not Kit.from_pretrained(tmp_path / "k").mirror_reads
+    assert not before.mirror_reads and before.fit_up
     with pytest.raises(ConfigError, match="scale_norm"):
         Kit(kit.injector, kit.detector, mirror_reads=True, scale_norm={96: {1.0: (0.0, 1.0)}})
 

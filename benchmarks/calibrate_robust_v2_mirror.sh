@@ -7,7 +7,8 @@
 # since a clean image now gets the better of two reads. Writes runs/ only.
 # Then:
 #   advsig bench --kit robust-v2 --images embedded --out OUT --attacks standard --size 256 --num-images 40 --methods advsig:robust-v2,advsig:runs/robust-v2-mirror
-#   python benchmarks/bench_processed_tails.py --kits runs/robust-v2-mirror --sizes 256:1000,512:300 --signed 200 --attacks pixel --synthetic 200
+#   python benchmarks/bench_processed_tails.py --kits runs/robust-v2-mirror --sizes 256:1000,512:300 --signed 200 --synthetic 200 \
+#     --attacks jpeg90,jpeg75,jpeg50,resize0.5-back,blur1,blur2,noise0.02,noise0.05,brightness1.3,brightness0.7,contrast1.3,hflip
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/robust-v2-mirror}

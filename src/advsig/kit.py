@@ -628,7 +628,7 @@ class Kit:
         With ``mirror_reads`` every slot is read again on the image mirrored left to right,
         after the unmirrored ones. Why: a v2 signature is read on the grid it was signed on,
         and mirroring (a selfie camera, an edit) reverses it, so a mirrored signed image
-        reads like a clean one (BENCHMARKS.md, stop 42); mirrored back it is the signed image.
+        reads below clean ones (BENCHMARKS.md, stop 42); mirrored back it is the signed image.
         It doubles detection's cost, so kits turn it on only where calibrated with it.
         """
         out = self._read_slots(work)

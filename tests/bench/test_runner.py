@@ -133,6 +133,22 @@ def test_images_and_attacks_resolve(tmp_path, photo_folder):
         load_bench_images(str(tmp_path / "missing"), size=32, num_images=2, seed=0)
 
 
+def test_attack_groups_mix_with_labels_and_keep_each_attack_once():
+    pixel = [a.label for a in resolve_attacks("pixel")]
+    assert "hflip" not in pixel and "jpeg75" in pixel
+    assert [a.label for a in resolve_attacks("pixel,hflip")] == [*pixel, "hflip"]
+    # A label a group already brought stays where the group put it.
+    assert [a.label for a in resolve_attacks("jpeg75,pixel")][0] == "jpeg75"
+    assert [a.label for a in resolve_attacks("standard,jpeg75")] == [
+        a.label for a in resolve_attacks("standard")
+    ]
+    light = [a.label for a in resolve_attacks("light")]
+    assert light == ["jpeg90", "jpeg75", "resize0.5-back", "noise0.02", "brightness1.3"]
+    assert [a.label for a in resolve_attacks("light,hflip")] == [*light, "hflip"]
+    with pytest.raises(ConfigError, match="named twice.*jpeg75"):
+        resolve_attacks("jpeg75,noise0.02,jpeg75")
+
+
 def test_adversary_rows_become_one_table_each():
     from advsig.bench.report import adversaries_section
 

@@ -220,42 +220,49 @@ def pixel_grid() -> list[Attack]:
 
 
 def resolve_attacks(spec: str, *, notes: list[str] | None = None) -> list[Attack]:
-    """``"standard"``, ``"capture"`` (other codecs and capture chains, :func:`capture_grid`),
-    ``"all"``, ``"light"`` (:data:`LIGHT_PROCESSING`), ``"pixel"`` (:func:`pixel_grid`), or comma-separated labels (``jpeg75,crop50-resized``) or registered names (``hflip``, built with their
-    defaults)."""
+    """Attacks from a comma-separated list of groups and labels, in order.
+
+    Groups: ``"standard"``, ``"capture"`` (other codecs and capture chains,
+    :func:`capture_grid`), ``"all"``, ``"light"`` (:data:`LIGHT_PROCESSING`), ``"pixel"``
+    (:func:`pixel_grid`). Labels: ``jpeg75``, ``crop50-resized``..., or registered names
+    (``hflip``, built with their defaults). Groups mix with labels (``pixel,hflip``); an
+    attack that a group already brought is kept once, while a label named twice is an error.
+    """
     notes = [] if notes is None else notes
-    spec = spec.strip()
-    if spec == "light":
-        spec = LIGHT_PROCESSING
-    if spec == "pixel":
-        return pixel_grid()
-    if spec == "standard":
-        return standard_grid()
-    if spec == "capture":
-        return capture_grid()
-    if spec == "all":
-        return standard_grid() + capture_grid()[1:] + _extra_attacks(notes)
+    groups = {
+        "pixel": pixel_grid,
+        "standard": standard_grid,
+        "capture": capture_grid,
+        "all": lambda: standard_grid() + capture_grid()[1:] + _extra_attacks(notes),
+    }
+    items = [s.strip() for s in spec.split(",") if s.strip()]
+    repeated = sorted({i for i in items if items.count(i) > 1})
+    if repeated:
+        raise ConfigError(f"attacks named twice in {spec!r}: {', '.join(repeated)}")
+    light = [s.strip() for s in LIGHT_PROCESSING.split(",")]
+    items = [e for i in items for e in (light if i == "light" else [i])]
     known = {a.label: a for a in standard_grid() + capture_grid()}
-    wanted = [s.strip() for s in spec.split(",") if s.strip()]
-    if any(w not in known and w not in ATTACKS for w in wanted):
+    if any(i not in known and i not in ATTACKS and i not in groups for i in items):
         known.update({a.label: a for a in _extra_attacks(notes)})
-    out = []
-    for item in wanted:
+    out: dict[str, Attack] = {}
+    for item in items:
+        if item in groups:
+            for attack in groups[item]():
+                out.setdefault(attack.label, attack)
+            continue
         if item in known:
-            out.append(known[item])
+            attack = known[item]
         elif item in ATTACKS:
-            out.append(create_attack(item))
+            attack = create_attack(item)
         else:
             raise ConfigError(
-                f"unknown attack {item!r}; use 'standard', 'capture', 'all', or labels from: "
-                f"{', '.join(known)}"
+                f"unknown attack {item!r}; use groups ({', '.join(groups)}, light) or labels "
+                f"from: {', '.join(known)}"
             )
+        out.setdefault(attack.label, attack)
     if not out:
         raise ConfigError(f"no attacks in {spec!r}")
-    labels = [a.label for a in out]
-    if len(set(labels)) != len(labels):
-        raise ConfigError(f"attacks repeat: {', '.join(labels)}")
-    return out
+    return list(out.values())
 
 
 def attack_info(attack: Attack) -> dict:

@@ -263,6 +263,9 @@ class TrainConfig:
             ``crop_size`` window of them (the same window of the clean crop). Why: a cropped
             image moves the signature against the detector's tile grid; F must not rely on
             where the texture starts.
+        shift_step: the window's offsets are multiples of this (1: any offset). A v2 kit's
+            mask is computed on cells of ``binding_cell`` pixels, so a step of one cell keeps
+            the mask on the signing grid while the carriers' phase still moves.
         detect_scales: rescalings the kit's detector searches (see ``Kit``), also used when
             calibrating; ``(1.0,)`` reads images only as they are.
         calibration_min_size: smallest clean crop side used for calibration (default: one
@@ -387,6 +390,7 @@ class TrainConfig:
     init_kit: str | None = None
     target_psnr: float | None = None
     shift: int = 0
+    shift_step: int = 1
     detect_scales: tuple[float, ...] = (1.0,)
     calibration_min_size: int | None = None
     key_file: str | None = None
@@ -432,6 +436,8 @@ class TrainConfig:
             )
         if self.shift < 0:
             raise ConfigError(f"shift must be >= 0, got {self.shift!r}")
+        if self.shift_step < 1:
+            raise ConfigError(f"shift_step must be >= 1, got {self.shift_step!r}")
         if self.augment_blur_max is not None and not self.augment_blur_max > 0.3:
             raise ConfigError(
                 f"augment_blur_max must be > 0.3 (the smallest sigma), got {self.augment_blur_max!r}"

@@ -472,3 +472,20 @@ def test_augment_flat_is_checked():
         TrainConfig(data="embedded", out="x", augment="none", flat_weight=1.0, augment_flat=True)
     with pytest.raises(ConfigError, match="augment_flat needs"):
         TrainConfig(data="embedded", out="x", augment="light", augment_flat=True)
+
+
+def test_shifted_windows_step_by_shift_step_and_cut_every_batch_alike(tmp_path):
+    from advsig.training.trainer import _shifted_window
+
+    config = _config(tmp_path, crop_size=8, shift=16, shift_step=8)
+    canvas = torch.arange(24 * 24, dtype=torch.float32).view(1, 1, 24, 24)
+    gen = torch.Generator().manual_seed(0)
+    seen = set()
+    for _ in range(60):
+        a, b = _shifted_window([canvas, canvas + 0.5], config, gen)
+        assert a.shape == (1, 1, 8, 8) and torch.equal(b, a + 0.5)  # the same window of both
+        dy, dx = divmod(int(a[0, 0, 0, 0]), 24)
+        seen.add((dy, dx))
+    assert seen == {(y, x) for y in (0, 8, 16) for x in (0, 8, 16)}  # every multiple, no other
+    with pytest.raises(ConfigError, match="shift_step"):
+        _config(tmp_path, shift=16, shift_step=0)

@@ -430,10 +430,12 @@ def _uniform(lo: float, hi: float, gen: torch.Generator) -> float:
 
 
 def _shifted_window(batches: list, config: TrainConfig, gen: torch.Generator) -> list:
-    """The same random ``crop_size`` window of every batch (no-op when ``shift`` is 0)."""
+    """The same random ``crop_size`` window of every batch (no-op when ``shift`` is 0), at
+    offsets that are multiples of ``shift_step``."""
     if config.shift == 0:
         return batches
-    dy, dx = (int(v) for v in torch.randint(0, config.shift + 1, (2,), generator=gen))
+    k = config.shift // config.shift_step
+    dy, dx = (config.shift_step * int(v) for v in torch.randint(0, k + 1, (2,), generator=gen))
     c = config.crop_size
     return [b[..., dy : dy + c, dx : dx + c] for b in batches]
 

@@ -5,12 +5,13 @@ it (``probe_shift.py``); finding the grid again from the carriers does not work 
 strengths (``probe_sync.py``, ``probe_pilot_sync.py``). The other way is a detector that reads
 at any phase. The v1 ``robust`` kit learnt that with shifted training windows (and lost its
 bits); a v2 kit adds the keyed mask, computed on ``binding_cell`` px cells that a shift also
-moves. Three tiny kits (``preset tiny``, no augmentation, 8 bits, 64 px):
+moves. Four tiny kits (``preset tiny``, no augmentation, 8 bits, 64 px):
 
 - ``aligned``: F always reads on the signing grid (``shift`` 0);
 - ``shift``: F reads a random 64 px window of W's 64 + ``--shift`` px crop, any offset;
 - ``shift-cells``: the same at offsets that are multiples of the mask's cell (the mask stays on
-  grid, only the carriers' phase moves).
+  grid, only the carriers' phase moves);
+- ``shift-dense``: any offset, with a dense mask (``binding_dense``), which moves with the image.
 
 Each is then measured on held-out test crops signed at 64 + ``--shift`` px: windows at offset
 (0, 0) and at a random offset, against the same windows of the clean crops (AUC, detected above
@@ -38,6 +39,7 @@ VARIANTS = {
     "aligned": dict(shift=0),
     "shift": dict(shift_step=1),
     "shift-cells": dict(shift_step=8),
+    "shift-dense": dict(shift_step=1, binding_dense=True),
 }
 
 

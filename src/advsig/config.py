@@ -69,6 +69,9 @@ class InjectorConfig:
             fades to zero; 0 = off (kits saved before it). Why: on flat regions a transplanted
             high-pass sets the mask its own signature was modulated by, see
             ``ContentBinding.weight``.
+        binding_dense: compute the mask around every pixel rather than on a grid of cells
+            (False for kits saved before it). Why: a crop moves the cell grid against the
+            image and changes the mask; a dense mask moves with the image.
         residual_sigma: v2 only: the residual is low-passed by a Gaussian of this sigma (pixels)
             before the budget is applied; 0 = off. Why: measured on ``base-v2``, 69% of the
             residual's energy sat above 0.3 cycles/pixel, which JPEG 90 and a half-size resize
@@ -100,6 +103,7 @@ class InjectorConfig:
     binding_cell: int = 8
     binding_channels: int = 8
     binding_floor: float = 0.0
+    binding_dense: bool = False
     residual_sigma: float = 0.0
     residual_luma: bool = False
     residual_chroma: float = 0.0
@@ -144,8 +148,8 @@ class DetectorConfig:
         num_bits: number of bit logits.
         stem_patch: pixel-unshuffle factor of the stem (lossless, cheaper than a stride-1 stem).
         norm: ``"group"`` (default; see ``advsig.modules.blocks.make_norm``) or ``"batch"``.
-        binding / binding_cell / binding_channels / binding_floor: as for the injector (they
-            must match it).
+        binding / binding_cell / binding_channels / binding_floor / binding_dense: as for the
+            injector (they must match it).
             With ``"content"`` F reads ``highpass(y) * M(y)``, the image demodulated by its own
             keyed mask, never the raw pixels: a fixed pattern carries nothing F can use.
         highpass_sigma: blur (pixels) subtracted before demodulation; it removes most of the
@@ -187,6 +191,7 @@ class DetectorConfig:
     binding_cell: int = 8
     binding_channels: int = 8
     binding_floor: float = 0.0
+    binding_dense: bool = False
     highpass_sigma: float = 4.0
     score_reference: str = "decoy"
     odd_score: bool = False
@@ -302,7 +307,7 @@ class TrainConfig:
             is learned last. It applies from step ``bit_weight_start`` on (1 before).
         residual_sigma / residual_luma / residual_chroma: replace the injector's (see
             :class:`InjectorConfig`); ``None`` keeps the network's (or the seed kit's) own.
-        binding_floor: replaces the injector's and the detector's (see
+        binding_floor / binding_dense: replace the injector's and the detector's (see
             :class:`InjectorConfig`); ``None`` keeps theirs.
         odd_score / stem_eps: replace the detector's (see :class:`DetectorConfig`); ``None``
             keeps its own (or the seed kit's).
@@ -405,6 +410,7 @@ class TrainConfig:
     residual_luma: bool | None = None
     residual_chroma: float | None = None
     binding_floor: float | None = None
+    binding_dense: bool | None = None
     odd_score: bool | None = None
     stem_eps: float | None = None
     trusted_positives: bool = False

@@ -99,6 +99,8 @@ def _check_same_key(injector: SignatureInjector, detector: SignatureDetector) ->
         raise ConfigError(
             f"injector and detector disagree on the mask's contrast floor ({wb.floor} vs {fb.floor})"
         )
+    if wb.dense != fb.dense:
+        raise ConfigError("injector and detector disagree on the mask's grid (dense vs cells)")
     same = (
         wb.cell == fb.cell
         and wb.conv1.shape == fb.conv1.shape

@@ -109,3 +109,28 @@ def test_contrast_floor_stops_a_transplant_from_bringing_its_own_mask() -> None:
     # On textured images the floor leaves the mask nearly as it was (old kits: floor 0).
     assert _cos(floored(textured), plain(textured)).mean() > 0.9
     assert floored(flat).abs().mean() < 0.6 * plain(flat).abs().mean()
+
+
+def test_dense_mask_moves_with_the_image_where_the_cell_grid_does_not() -> None:
+    x = _crops(16, 128)
+    dense = ContentBinding(cell=8, channels=8, key=b"k" * 32, dense=True, floor=0.012)
+    cells = ContentBinding(cell=8, channels=8, key=b"k" * 32, floor=0.012)
+    assert torch.allclose(dense(1 - x), -dense(x), atol=1e-3)  # still odd in contrast
+    for mask in (dense, cells):
+        m = mask(x)
+        agree = []
+        for d in (1, 3, 5):  # a crop d px off the grid, compared away from the borders
+            moved = mask(x[..., d : d + 96, d : d + 96])[..., 16:80, 16:80]
+            agree.append(_cos(moved, m[..., d + 16 : d + 80, d + 16 : d + 80]).mean())
+        if mask is dense:
+            assert min(agree) > 0.97
+        else:
+            assert min(agree) < 0.8  # the cell grid moved against the image
+    # A dense mask is only nearly out of W's reach (see ``remove_cell_means``).
+    torch.manual_seed(0)
+    w = create_model("injector-tiny", num_bits=8, binding_dense=True)
+    with torch.no_grad():
+        w.out.weight.normal_(0.0, 0.05)
+        xs = x[:4, :, :64, :64]
+        res = w.residual(xs, torch.randint(0, 2, (4, 8)))
+        assert (w.binding(xs + res) - w.binding(xs)).abs().mean() < 0.05

@@ -46,6 +46,7 @@ class SignatureDetector(nn.Module):
                 channels=config.binding_channels,
                 key=key if key is not None else DEFAULT_KEY,
                 floor=config.binding_floor,
+                dense=config.binding_dense,
             )
             if config.score_reference == "decoy":
                 # Not saved: derived from the kit's mask whenever that is set or loaded.
@@ -54,6 +55,7 @@ class SignatureDetector(nn.Module):
                     channels=config.binding_channels,
                     persistent=False,
                     floor=config.binding_floor,
+                    dense=config.binding_dense,
                 )
                 self.decoy.set_decoy_of(self.binding)
                 self.register_load_state_dict_post_hook(_refresh_decoy)

@@ -65,8 +65,9 @@ class SignatureInjector(nn.Module):
         if c.binding == "content":
             # Keyed carriers travel in the weights file (the key itself stays with the owner).
             self.binding = ContentBinding(
-                cell=c.binding_cell, channels=c.binding_channels, floor=c.binding_floor
-            )
+                cell=c.binding_cell, channels=c.binding_channels, floor=c.binding_floor,
+                dense=c.binding_dense,
+            )  # fmt: skip
             self.register_buffer("carrier_freqs", torch.zeros(self.num_components, 2, 2))
             self.register_buffer("carrier_phases", torch.zeros(self.num_components))
             self.rekey(key if key is not None else DEFAULT_KEY)

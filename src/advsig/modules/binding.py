@@ -124,10 +124,12 @@ class ContentBinding(nn.Module):
         key: bytes | None = None,
         persistent: bool = True,
         floor: float = 0.0,
+        dense: bool = False,
     ) -> None:
         super().__init__()
         self.cell = cell
         self.floor = float(floor)
+        self.dense = dense
         self.register_buffer("conv1", torch.zeros(channels, 1, 3, 3), persistent=persistent)
         self.register_buffer("conv2", torch.zeros(1, channels, 3, 3), persistent=persistent)
         if key is not None:
@@ -161,15 +163,43 @@ class ContentBinding(nn.Module):
         means leaves M(W(x)) = M(x), so W cannot write the mask F demodulates with (and so
         cannot carry a fixed pattern that modulates itself).
         """
+        if self.dense:
+            # The mean over the cell around every pixel, as a dense mask reads it. Unlike the
+            # cell grid's, this does not zero what the mask sees (the box's side lobes pass a
+            # tenth or so of the residual): a dense mask is only nearly out of W's reach.
+            return residual - self._box(residual)
         h, w = residual.shape[-2:]
         means = F.avg_pool2d(residual, self.cell, ceil_mode=True)  # (B, C, h', w')
         up = means.repeat_interleave(self.cell, dim=-2).repeat_interleave(self.cell, dim=-1)
         return residual - up[..., :h, :w]
 
+    def _box(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean over the ``cell`` x ``cell`` square around every pixel (replicate-padded)."""
+        lo, hi = (self.cell - 1) // 2, self.cell // 2
+        return F.avg_pool2d(F.pad(x, (lo, hi, lo, hi), mode="replicate"), self.cell, stride=1)
+
+    def _neighbours(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """A 3 x 3 convolution over cells: on the cell grid, or at every pixel with taps one
+        cell apart (dense). Replicate-padded; ``weight`` (out, in, 3, 3)."""
+        step = self.cell if self.dense else 1
+        return F.conv2d(F.pad(x, (step,) * 4, mode="replicate"), weight, dilation=step)
+
+    @staticmethod
+    def _mean_taps(like: torch.Tensor) -> torch.Tensor:
+        return torch.full((1, 1, 3, 3), 1 / 9, device=like.device, dtype=like.dtype)
+
     def contrast(self, images: torch.Tensor) -> torch.Tensor:
-        """Local contrast of luminance on the cell grid, in [0, 1] units: (B, 1, h', w')."""
+        """Local contrast of luminance on the cell grid, in [0, 1] units: (B, 1, h', w').
+
+        Dense masks compute it around every pixel instead, (B, 1, H, W): the cell means of a
+        shifted image are then the shifted cell means, so a crop keeps the mask it was signed
+        with (away from the borders), where the cell grid would move against the image.
+        """
         luma = torch.tensor(_LUMA, device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
         gray = (images * luma).sum(dim=1, keepdim=True)  # (B, 1, H, W)
+        if self.dense:
+            cells = self._box(gray)  # (B, 1, H, W)
+            return cells - self._neighbours(cells, self._mean_taps(cells))
         cells = F.avg_pool2d(gray, self.cell, ceil_mode=True)  # (B, 1, h, w)
         local = F.avg_pool2d(F.pad(cells, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
         return cells - local  # (B, 1, h, w)
@@ -192,20 +222,27 @@ class ContentBinding(nn.Module):
         nor F uses such cells. It does not stop F from reading a moved signature's energy
         from the cells that are not flat (docs/signature-v2.md, stop 26).
         """
-        a2 = F.avg_pool2d(F.pad(contrast.square(), (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+        sq = contrast.square()
+        if self.dense:
+            a2 = self._neighbours(sq, self._mean_taps(sq))
+        else:
+            a2 = F.avg_pool2d(F.pad(sq, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
         return a2.square() / (a2.square() + self.floor**4)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         h, w = images.shape[-2:]
         contrast = self.contrast(images)  # (B, 1, h', w'), read once for the mask and its trust
         c = self.coarse(contrast)
-        z = F.conv2d(F.pad(c, (1, 1, 1, 1), mode="replicate"), self.conv1)  # (B, C, h', w')
-        z = F.conv2d(F.pad(torch.tanh(z), (1, 1, 1, 1), mode="replicate"), self.conv2)
+        z = self._neighbours(c, self.conv1)  # (B, C, h', w')
+        z = self._neighbours(torch.tanh(z), self.conv2)
         # Interpolate before the tanh: M is then close to +-1 everywhere except along the zero
         # crossings of z (and on flat tiles), so demodulation keeps most of the signal.
-        z = F.interpolate(z, size=(h, w), mode="bilinear", align_corners=False)
+        if not self.dense:
+            z = F.interpolate(z, size=(h, w), mode="bilinear", align_corners=False)
         mask = torch.tanh(self.gain * z)  # (B, 1, H, W), odd in the image's contrast
         if self.floor > 0:  # even in the contrast, so the mask stays odd
-            trust = F.interpolate(self.weight(contrast), size=(h, w), mode="bilinear")
+            trust = self.weight(contrast)
+            if not self.dense:
+                trust = F.interpolate(trust, size=(h, w), mode="bilinear")
             mask = mask * trust
         return mask

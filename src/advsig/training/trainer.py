@@ -90,9 +90,10 @@ def train_signature(config: TrainConfig) -> Kit:
     for name in INJECTOR_OVERRIDES:
         if getattr(config, name) is not None:
             inj_cfg = dataclasses.replace(inj_cfg, **{name: getattr(config, name)})
-    if config.binding_floor is not None:
-        inj_cfg = dataclasses.replace(inj_cfg, binding_floor=config.binding_floor)
-        det_cfg = dataclasses.replace(det_cfg, binding_floor=config.binding_floor)
+    for name in ("binding_floor", "binding_dense"):  # the mask: W and F must agree
+        if getattr(config, name) is not None:
+            inj_cfg = dataclasses.replace(inj_cfg, **{name: getattr(config, name)})
+            det_cfg = dataclasses.replace(det_cfg, **{name: getattr(config, name)})
     if config.odd_score is not None:
         det_cfg = dataclasses.replace(det_cfg, odd_score=config.odd_score)
     if config.stem_eps is not None:

@@ -372,6 +372,19 @@ def test_mask_contrast_floor_must_match_and_older_kits_load_without_one():
     assert old.injector.binding.floor == 0 and old.detector.binding.floor == 0
 
 
+def test_a_dense_mask_must_be_on_both_sides_and_survives_saving(tmp_path):
+    injector = create_model("injector-tiny", num_bits=4, binding_dense=True)
+    with pytest.raises(ConfigError, match="mask's grid"):
+        Kit(injector, create_model("detector-tiny", num_bits=4))
+    kit = Kit(injector, create_model("detector-tiny", num_bits=4, binding_dense=True))
+    kit.save_pretrained(tmp_path / "dense")
+    again = Kit.from_pretrained(tmp_path / "dense")
+    assert again.injector.binding.dense and again.detector.binding.dense
+    x = torch.rand(2, 3, 64, 64)
+    assert torch.equal(again.sign(x, code=3), kit.sign(x, code=3))
+    assert not Kit.from_pretrained("robust-v2").injector.binding.dense  # saved before it
+
+
 def test_stem_eps_is_a_detector_option_that_survives_saving(tmp_path):
     """A larger epsilon in F's first GroupNorm keeps a flat image's faint read faint; it can be
     set on a trained kit (calibration dropped, as the scores change) and is saved with it."""

@@ -5,13 +5,18 @@ it (``probe_shift.py``); finding the grid again from the carriers does not work 
 strengths (``probe_sync.py``, ``probe_pilot_sync.py``). The other way is a detector that reads
 at any phase. The v1 ``robust`` kit learnt that with shifted training windows (and lost its
 bits); a v2 kit adds the keyed mask, computed on ``binding_cell`` px cells that a shift also
-moves. Four tiny kits (``preset tiny``, no augmentation, 8 bits, 64 px):
+moves. Seven tiny kits (``preset tiny``, no augmentation, 8 bits, 64 px):
 
 - ``aligned``: F always reads on the signing grid (``shift`` 0);
 - ``shift``: F reads a random 64 px window of W's 64 + ``--shift`` px crop, any offset;
 - ``shift-cells``: the same at offsets that are multiples of the mask's cell (the mask stays on
   grid, only the carriers' phase moves);
-- ``shift-dense``: any offset, with a dense mask (``binding_dense``), which moves with the image.
+- ``shift-dense``: any offset, with a dense mask (``binding_dense``), which moves with the image;
+- ``aligned-dense``: the dense mask read on grid (what the dense mask costs by itself);
+- ``shift-dense-odd``: ``shift-dense`` with the odd score ``f(u) - f(-u)`` of the shipped v2
+  kits (a phase-free read and an odd one may not go together: ``-u`` is ``u`` with every
+  carrier half a period off);
+- ``aligned-odd``: the odd score on the grid (whether a tiny kit learns it at all).
 
 Each is then measured on held-out test crops signed at 64 + ``--shift`` px: windows at offset
 (0, 0) and at a random offset, against the same windows of the clean crops (AUC, detected above
@@ -40,6 +45,9 @@ VARIANTS = {
     "shift": dict(shift_step=1),
     "shift-cells": dict(shift_step=8),
     "shift-dense": dict(shift_step=1, binding_dense=True),
+    "aligned-dense": dict(shift=0, binding_dense=True),
+    "shift-dense-odd": dict(shift_step=1, binding_dense=True, odd_score=True),
+    "aligned-odd": dict(shift=0, odd_score=True),
 }
 
 

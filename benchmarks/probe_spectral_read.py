@@ -10,7 +10,7 @@ phases, the mask is cheap), take the power spectrum, and compare the energy at t
 carrier frequencies with the same energy under the decoy mask (which scrambles a signature but
 sees the same photo texture). The better of each bit's two frequencies gives the bit.
 
-    python benchmarks/probe_spectral_read.py --kit robust-v2
+    python benchmarks/probe_spectral_read.py --kit robust-v2 --phases 2
 
 Prints, per offset, the signed crops' median and minimum score, the clean crops' maximum, and
 the bit accuracy; then the same for forgeries (another signed crop's residual added to a clean

@@ -165,8 +165,8 @@ class ContentBinding(nn.Module):
         """
         if self.dense:
             # The mean over the cell around every pixel, as a dense mask reads it. Unlike the
-            # cell grid's, this does not zero what the mask sees (the box's side lobes pass a
-            # tenth or so of the residual): a dense mask is only nearly out of W's reach.
+            # cell grid's, this does not zero what the mask sees (the box's side lobes pass
+            # part of the residual): a dense mask is only nearly out of W's reach.
             return residual - self._box(residual)
         h, w = residual.shape[-2:]
         means = F.avg_pool2d(residual, self.cell, ceil_mode=True)  # (B, C, h', w')
@@ -184,9 +184,13 @@ class ContentBinding(nn.Module):
         step = self.cell if self.dense else 1
         return F.conv2d(F.pad(x, (step,) * 4, mode="replicate"), weight, dilation=step)
 
-    @staticmethod
-    def _mean_taps(like: torch.Tensor) -> torch.Tensor:
-        return torch.full((1, 1, 3, 3), 1 / 9, device=like.device, dtype=like.dtype)
+    def _neighbourhood_mean(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean over the 3 x 3 cells around each cell (or pixel, dense); (B, 1, h, w)."""
+        if self.dense:
+            return self._neighbours(
+                x, torch.full((1, 1, 3, 3), 1 / 9, dtype=x.dtype, device=x.device)
+            )
+        return F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
 
     def contrast(self, images: torch.Tensor) -> torch.Tensor:
         """Local contrast of luminance on the cell grid, in [0, 1] units: (B, 1, h', w').
@@ -199,10 +203,9 @@ class ContentBinding(nn.Module):
         gray = (images * luma).sum(dim=1, keepdim=True)  # (B, 1, H, W)
         if self.dense:
             cells = self._box(gray)  # (B, 1, H, W)
-            return cells - self._neighbours(cells, self._mean_taps(cells))
-        cells = F.avg_pool2d(gray, self.cell, ceil_mode=True)  # (B, 1, h, w)
-        local = F.avg_pool2d(F.pad(cells, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
-        return cells - local  # (B, 1, h, w)
+        else:
+            cells = F.avg_pool2d(gray, self.cell, ceil_mode=True)  # (B, 1, h, w)
+        return cells - self._neighbourhood_mean(cells)
 
     def coarse(self, contrast: torch.Tensor) -> torch.Tensor:
         """``contrast`` normalised by each image's own: (B, 1, ceil(H/c), ceil(W/c))."""
@@ -222,11 +225,7 @@ class ContentBinding(nn.Module):
         nor F uses such cells. It does not stop F from reading a moved signature's energy
         from the cells that are not flat (docs/signature-v2.md, stop 26).
         """
-        sq = contrast.square()
-        if self.dense:
-            a2 = self._neighbours(sq, self._mean_taps(sq))
-        else:
-            a2 = F.avg_pool2d(F.pad(sq, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+        a2 = self._neighbourhood_mean(contrast.square())
         return a2.square() / (a2.square() + self.floor**4)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

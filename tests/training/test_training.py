@@ -256,6 +256,12 @@ def test_fine_tuning_a_v2_kit_keeps_its_key_unless_given_a_key_file(tmp_path):
     assert rekeyed.key_fingerprint != seed_kit.key_fingerprint
     reloaded = Kit.from_pretrained(tmp_path / "new")
     assert reloaded.detector.config.odd_score and reloaded.detector.binding.floor == 0.0
+    # Odd bits read the odd score's -u pass: a run that turns the odd score off turns them off.
+    reloaded.with_detector_options(odd_bits=True).save_pretrained(tmp_path / "odd-bits")
+    plain = train_signature(
+        _config(tmp_path / "plain", steps=1, init_kit=str(tmp_path / "odd-bits"), odd_score=False)
+    )
+    assert not plain.detector.config.odd_score and not plain.detector.config.odd_bits
 
 
 def test_light_augmentation_ghosts_and_removal_positives_train(tmp_path):

@@ -94,8 +94,10 @@ def train_signature(config: TrainConfig) -> Kit:
         if getattr(config, name) is not None:
             inj_cfg = dataclasses.replace(inj_cfg, **{name: getattr(config, name)})
             det_cfg = dataclasses.replace(det_cfg, **{name: getattr(config, name)})
-    if config.odd_score is not None:
-        det_cfg = dataclasses.replace(det_cfg, odd_score=config.odd_score)
+    if config.odd_score is not None:  # odd bits read the odd score's -u pass: off with it
+        det_cfg = dataclasses.replace(
+            det_cfg, odd_score=config.odd_score, odd_bits=det_cfg.odd_bits and config.odd_score
+        )
     if config.stem_eps is not None:
         det_cfg = dataclasses.replace(det_cfg, stem_eps=config.stem_eps)
     # F trains on its raw logit; the decoy reference is applied only once training is done.

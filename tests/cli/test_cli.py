@@ -141,6 +141,16 @@ def test_calibrate_sets_thresholds_from_a_folder_and_switches_the_reference(
     assert fit.returncode == 0, fit.stderr
     reads = json.loads((tmp_path / "fit" / "config.json").read_text())
     assert reads["fit_up"] is True and reads["mirror_reads"] is True
+    assert not (tmp_path / "fit" / ".calibration-cache").exists()  # cleared once written
+    # A folder holding only an interrupted run's cache resumes; its stale stage is rescored.
+    (tmp_path / "resume" / ".calibration-cache").mkdir(parents=True)
+    (tmp_path / "resume" / ".calibration-cache" / "clean.json").write_text("{}")
+    resumed = run_cli("calibrate", tiny_kit_dir, tmp_path / "resume", *args)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stdout and "calibrated on 40 clean crops" in resumed.stdout
+    assert sorted(p.name for p in (tmp_path / "resume").iterdir()) == [
+        "config.json", "detector.safetensors", "injector.safetensors"
+    ]  # fmt: skip
 
 
 def test_env_prints_versions():

@@ -137,14 +137,21 @@ def calibrate(
     Example: advsig calibrate robust-v2 my-kit/ --processed pixel --by-photo --synthetic 100
     Example: advsig calibrate base-v2-r48 my-kit/ --fit-up --processed light --by-photo
     Example: advsig calibrate robust-v2 my-kit/ --mirror --processed pixel --by-photo
+
+    Interrupted, the same command resumes: each scored stage (the unprocessed crops, then one
+    processing at a time) is kept in OUT/.calibration-cache until the kit is written.
     """
     from advsig.data.datasets import EMBEDDED_SPLITS, resolve_training_data
     from advsig.data.io import list_images
     from advsig.kit import Kit
+    from advsig.training.score_cache import CACHE_DIR_NAME, ScoreCache
     from advsig.training.trainer import calibrate as calibrate_kit
 
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    # A folder holding only an interrupted run's scores resumes it (ScoreCache).
+    if out.exists() and (not out.is_dir() or any(p.name != CACHE_DIR_NAME for p in out.iterdir())):
         raise OutputError(f"{out}: exists and is not an empty folder")
+    if (out / CACHE_DIR_NAME).is_dir():
+        typer.echo(f"resuming: stages already scored in {out / CACHE_DIR_NAME} are read back")
     loaded = Kit.from_pretrained(kit)
     if score_reference is not None:
         loaded = loaded.with_score_reference(score_reference)
@@ -182,10 +189,13 @@ def calibrate(
         by_source=by_photo,
         names=names,
         synthetic=synthetic,
+        cache_dir=out / CACHE_DIR_NAME,
+        progress=True,
     )
     record = {"data": data, "num": num, **summary}
     loaded.training = {**loaded.training, "calibration": record}
     loaded.save_pretrained(out)
+    ScoreCache(out / CACHE_DIR_NAME, "").clear()
     t = loaded.thresholds()["0.001"]
     typer.echo(
         f"calibrated on {summary['num_clean']} clean crops: threshold at FPR 1e-3 "

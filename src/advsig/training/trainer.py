@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
 from advsig.attacks.base import Attack
 from advsig.attacks.forgery import round8, scale_to_psnr
@@ -39,6 +40,7 @@ from advsig.signature_key import KEY_FILE_NAME, key_fingerprint, load_or_create_
 from advsig.training.augment import PairedAugment, quantize_ste
 from advsig.training.checkpoint import resolve_resume
 from advsig.training.engine import Engine, LoopConfig
+from advsig.training.score_cache import ScoreCache, kit_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -594,6 +596,8 @@ def calibrate(
     by_source: bool = False,
     names: list[str] | None = None,
     synthetic: int = 0,
+    cache_dir: str | Path | None = None,
+    progress: bool = False,
 ) -> dict:
     """Set the kit's calibration from clean validation images; measure signed ones too.
 
@@ -620,6 +624,9 @@ def calibrate(
     ``synthetic``: also crop that many procedural flat images (:mod:`advsig.data.synthetic`;
     as many crops as one photo gets), a source named ``synthetic``. Why: flat content read
     with an odd score gives exactly 0, above a threshold fitted on photos alone (stop 38).
+    ``cache_dir``: keep each scored stage there (:class:`ScoreCache`), so that a rerun after
+    an interruption scores only what is left; the caller removes it once the kit is written.
+    ``progress``: a bar over the stages (unprocessed crops, then each processing).
     Signed images are rounded to 8 bits, as they would be once saved.
     """
     min_size = min_size if min_size is not None else (kit.tile_size or 0)
@@ -642,6 +649,9 @@ def calibrate(
         )
         clean += crops
         origin += [name] * len(crops)
+    bar = tqdm(total=1 + len(processed or []), desc="calibrate", unit="stage", disable=not progress)
+    bar.set_postfix_str(f"{len(clean)} clean crops")
+    cache = None  # a fitted scale norm changes every score: not cached
     if scale_norm and len(kit.detect_scales) > 1:  # standardise each scale on these clean reads
         reads = kit.scale_logits(clean)  # (N, S, 1 + num_bits)
         sides = [min(fitted_size(*img.shape[-2:], kit.work_size)) for img in clean]
@@ -656,7 +666,19 @@ def calibrate(
         ])[:, 0].numpy()  # fmt: skip
     else:
         kit.scale_norm = None
-        clean_scores = kit.logits(clean)[:, 0].numpy()
+        if cache_dir is not None:
+            recipe = {
+                "num": num, "seed": seed, "min_size": min_size, "by_source": by_source,
+                "names": names, "synthetic": synthetic, "num_clean": len(clean),
+                "processed": [a.label for a in processed or []],
+            }  # fmt: skip
+            cache = ScoreCache(cache_dir, kit_fingerprint(kit, recipe))
+
+        def score_clean() -> list[float]:
+            return kit.logits(clean)[:, 0].tolist()
+
+        clean_scores = np.asarray(cache.get("clean", score_clean) if cache else score_clean())
+    bar.update()
     strata: dict[str, list[float]] = {}
     for img, score, name in zip(clean, clean_scores, origin):
         key = f"{img.shape[-1]}px" + (f":{name}" if name else "")
@@ -665,13 +687,20 @@ def calibrate(
     whole_summary: dict[str, dict] = {}
     too_small = 0
 
-    def score_sources(sources: dict[str, list[torch.Tensor]]) -> None:
-        """Score clean images by source into strata; a source's images can go after this."""
+    def score_sources(sources: dict[str, list[torch.Tensor]], stage: str | None = None) -> None:
+        """Score clean images by source into strata; a source's images can go after this.
+
+        ``stage``: the name the scores are cached under (none: not cached).
+        """
         nonlocal too_small
         by_key, left_out = whole_image_strata(kit, sources, sizes)
         too_small += left_out
-        for key, images in by_key.items():
-            scores = kit.logits(images)[:, 0].tolist()
+
+        def compute() -> dict[str, list[float]]:
+            return {key: kit.logits(images)[:, 0].tolist() for key, images in by_key.items()}
+
+        scored = cache.get(stage, compute) if cache is not None and stage else compute()
+        for key, scores in scored.items():
             size_key, label = key.split(":", 1)
             # A source with too few images of one size for a tail of its own joins the crops.
             strata.setdefault(key if len(scores) >= MIN_STRATUM else size_key, []).extend(scores)
@@ -690,7 +719,10 @@ def calibrate(
         for name in dict.fromkeys(origin):
             label = attack.label if name is None else f"{attack.label}@{name}"
             split[label] = [x for x, o in zip(done, origin) if o == name]
-        score_sources(split)
+        bar.set_postfix_str(attack.label)
+        score_sources(split, stage=f"processed-{attack.label}")
+        bar.update()
+    bar.close()
     if min(len(v) for v in strata.values()) >= MIN_STRATUM:
         kit.calibration = StratifiedCalibration.fit({k: np.array(v) for k, v in strata.items()})
     else:  # too few images per size for a tail each (short test runs): pool them

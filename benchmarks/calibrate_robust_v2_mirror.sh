@@ -4,7 +4,8 @@
 # signed image (the grid's hflip) is read on its signing grid. Same weights (byte-identical),
 # same calibration recipe as calibrate_robust_v2_fit_up.sh (4000 val crops photo by photo, 100
 # procedural flat images, the grid's 11 pixel attacks, seed 31); every threshold may rise,
-# since a clean image now gets the better of two reads. Writes runs/ only.
+# since a clean image now gets the better of two reads. Writes runs/ only. Stopped, the same
+# command resumes from the stages already scored (runs/robust-v2-mirror/.calibration-cache).
 # Then:
 #   advsig bench --kit robust-v2 --images embedded --out OUT --attacks standard --size 256 --num-images 40 --methods advsig:robust-v2,advsig:runs/robust-v2-mirror
 #   python benchmarks/bench_processed_tails.py --kits runs/robust-v2-mirror --sizes 256:1000,512:300 --signed 200 --synthetic 200 \

@@ -6,7 +6,11 @@
 # fine-tunes the shipped `robust-v2` (key kept) with its last stage's recipe plus: the dense
 # mask, the odd score off, and W signing crops 32 px larger than F's window, read at any offset
 # (`shift` 32, `shift_step` 1). Calibrated by the trainer on clean validation crops as they are
-# and after each light processing. Writes runs/ only. Resumes from its latest checkpoint.
+# and after each light processing. Writes runs/ only. Resumes from its latest checkpoint, so
+# `STEPS=3000` continues a finished 800-step run.
+#   Stop 44, 800 steps (34 min on 2 CPU cores + 7 min calibration): the read is off the grid
+#   (signed median above the clean maximum at every offset, probe_shift.py) but weak: TPR 0.354,
+#   bits 0.665 on the trainer's validation. Not shipped (BENCHMARKS.md, "Stop 44").
 # Then (BENCHMARKS.md, "Stop 44"):
 #   advsig bench --kit robust-v2 --images embedded --out OUT --attacks standard --size 256 --num-images 40 \
 #       --methods advsig:robust-v2,advsig:runs/robust-v2-dense

@@ -7,7 +7,7 @@
 # mask, the odd score off, and W signing crops 32 px larger than F's window, read at any offset
 # (`shift` 32, `shift_step` 1). Calibrated by the trainer on clean validation crops as they are
 # and after each light processing. Writes runs/ only. Resumes from its latest checkpoint, so
-# `STEPS=3000` continues a finished 800-step run.
+# `STEPS=3000` continues the 800-step run (from its last checkpoint, step 700).
 #   Stop 44, 800 steps (34 min on 2 CPU cores + 7 min calibration): the read is off the grid
 #   (signed median above the clean maximum at every offset, probe_shift.py) but weak: TPR 0.354,
 #   bits 0.665 on the trainer's validation. Not shipped (BENCHMARKS.md, "Stop 44").

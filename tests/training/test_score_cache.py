@@ -10,7 +10,7 @@ import torch
 from advsig.bench.runner import resolve_attacks
 from advsig.data.datasets import embedded_images
 from advsig.kit import Kit
-from advsig.training.score_cache import ScoreCache, kit_fingerprint
+from advsig.training.score_cache import ScoreCache, images_digest, kit_fingerprint
 from advsig.training.trainer import calibrate
 
 
@@ -84,6 +84,16 @@ def test_the_fingerprint_follows_weights_reads_and_recipe(tiny_kit_dir):
     refitted = Kit.from_pretrained(tiny_kit_dir)  # thresholds do not change a score
     refitted.calibration = None
     assert kit_fingerprint(refitted, recipe) == fp
+
+
+def test_the_crops_digest_follows_pixels_and_shapes():
+    crops = [torch.rand(3, 48, 48), torch.rand(3, 64, 48)]
+    digest = images_digest(crops)
+    assert images_digest([c.clone() for c in crops]) == digest
+    changed = crops[1].clone()
+    changed[0, 0, 0] = 1.0 - changed[0, 0, 0].round()  # one pixel, well past 8-bit rounding
+    assert images_digest([crops[0], changed]) != digest
+    assert images_digest([crops[0], crops[1].reshape(3, 48, 64)]) != digest
 
 
 def test_a_damaged_or_foreign_stage_is_scored_again(tmp_path):

@@ -4,8 +4,9 @@ Why: recalibrating a robust kit photo by photo under the grid's 11 pixel process
 tens of thousands of clean crops, hours on a CPU, and with mirror reads twice that (stop 43's
 run was stopped unfinished twice). Killed, it started over. Each stage (the unprocessed crops,
 then one processing at a time) is written atomically once scored, under a fingerprint of
-everything that decides its scores: the detector's weights and read options and the crops'
-recipe. A rerun with the same fingerprint reads the stages back; any change scores them anew.
+everything that decides its scores: the detector's weights and read options, the crops'
+pixels and sources, the processings. A rerun with the same fingerprint reads the stages back;
+any change scores them anew.
 """
 
 from __future__ import annotations
@@ -38,6 +39,19 @@ def kit_fingerprint(kit, recipe: dict) -> str:
         tensor = state[name].detach().to("cpu", torch.float32).contiguous()
         digest.update(name.encode())
         digest.update(tensor.numpy().tobytes())
+    return digest.hexdigest()[:32]
+
+
+def images_digest(images: list[torch.Tensor]) -> str:
+    """A digest of images as 8-bit pixels, shapes included: the crops a stage scores.
+
+    Why the pixels and not the options that cut them: ``--data FOLDER`` may change between
+    two runs with the same options, and stale scores would then be read back.
+    """
+    digest = hashlib.sha256()
+    for img in images:
+        digest.update(str(tuple(img.shape)).encode())
+        digest.update((img.detach().cpu() * 255).round().to(torch.uint8).numpy().tobytes())
     return digest.hexdigest()[:32]
 
 

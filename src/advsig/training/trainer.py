@@ -40,7 +40,7 @@ from advsig.signature_key import KEY_FILE_NAME, key_fingerprint, load_or_create_
 from advsig.training.augment import PairedAugment, quantize_ste
 from advsig.training.checkpoint import resolve_resume
 from advsig.training.engine import Engine, LoopConfig
-from advsig.training.score_cache import ScoreCache, kit_fingerprint
+from advsig.training.score_cache import ScoreCache, images_digest, kit_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -667,9 +667,10 @@ def calibrate(
     else:
         kit.scale_norm = None
         if cache_dir is not None:
+            # The crops themselves, their sources (strata) and the processings' order (their
+            # random draws are replayed in that order).
             recipe = {
-                "num": num, "seed": seed, "min_size": min_size, "by_source": by_source,
-                "names": names, "synthetic": synthetic, "num_clean": len(clean),
+                "crops": images_digest(clean), "origin": origin,
                 "processed": [a.label for a in processed or []],
             }  # fmt: skip
             cache = ScoreCache(cache_dir, kit_fingerprint(kit, recipe))

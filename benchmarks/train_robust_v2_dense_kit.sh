@@ -8,7 +8,7 @@
 # (`shift` 32, `shift_step` 1). Calibrated by the trainer on clean validation crops as they are
 # and after each light processing. Writes runs/ only. Resumes from its latest checkpoint, so
 # `STEPS=3000` continues the 800-step run (from its last checkpoint, step 700).
-#   Stop 44, 800 steps (34 min on 2 CPU cores + 7 min calibration): the read is off the grid
+#   Stop 44, 800 steps (34 min on 2 CPU cores + 4.5 min calibration): the read is off the grid
 #   (signed median above the clean maximum at every offset, probe_shift.py) but weak: TPR 0.354,
 #   bits 0.665 on the trainer's validation. Not shipped (BENCHMARKS.md, "Stop 44").
 # Then (BENCHMARKS.md, "Stop 44"):

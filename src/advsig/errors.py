@@ -13,6 +13,10 @@ class CheckpointError(AdvsigError):
     """A weights file or kit folder is missing, broken or does not match its config."""
 
 
+class TrainingError(AdvsigError):
+    """A training run cannot go on (e.g. its loss stopped being a finite number)."""
+
+
 class KitNotFoundError(AdvsigError):
     """A kit name, folder or Hub id could not be resolved."""
 

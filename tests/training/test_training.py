@@ -357,6 +357,53 @@ def test_trusted_positives_weigh_flat_crops_down_and_train():
     assert torch.equal(off, torch.ones(2))
 
 
+def test_trusted_positives_without_a_floor_trust_a_constant_crop_fully():
+    """With no contrast floor every cell is trusted, a constant one too. Stop 45: the trust was
+    0 / 0 there, and one constant synthetic crop turned a tiny kit's weights into NaN."""
+    from advsig.models.factory import create_model
+    from advsig.training.trainer import _positive_trust
+
+    injector = create_model("injector-tiny", num_bits=4)
+    x = torch.cat([torch.full((1, 3, 64, 64), 0.5), torch.rand(1, 3, 64, 64)])
+    trust = _positive_trust(injector, x, _config("unused", trusted_positives=True))
+    assert torch.equal(trust, torch.ones(2))
+
+
+def test_a_loss_that_is_not_finite_stops_the_run_and_saves_nothing_after_it(tmp_path):
+    """One NaN step would turn every weight into NaN; the engine stops at that step, naming it,
+    and the checkpoint before it still holds finite weights to resume from."""
+    from torch import nn
+
+    from safetensors.torch import load_file
+
+    from advsig.errors import TrainingError
+    from advsig.training.engine import Engine, LoopConfig
+
+    class Recipe:
+        ema_module, extra = None, {}
+
+        def __init__(self) -> None:
+            self.modules = {"net": nn.Linear(2, 1)}
+            self.optimizer = torch.optim.SGD(self.modules["net"].parameters(), lr=0.1)
+
+        def prepare(self, engine) -> None:
+            self.net, self.optimizer = engine.accelerator.prepare(
+                self.modules["net"], self.optimizer
+            )
+
+        def step(self, engine, step, *, log):
+            loss = self.net(torch.ones(1, 2)).square().sum()
+            engine.update(loss * (float("nan") if step == 4 else 1.0), self.optimizer)
+            return {"loss": loss.item()} if log else {}
+
+    engine = Engine(LoopConfig(steps=8, work=tmp_path, checkpoint_every=2, log_every=1))
+    with pytest.raises(TrainingError, match="diverged at step 5"):
+        engine.run(Recipe())
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["checkpoint-2", "checkpoint-4"]
+    saved = load_file(str(list_checkpoints(tmp_path)[-1] / "net.safetensors"))
+    assert saved and all(torch.isfinite(t).all() for t in saved.values())
+
+
 def test_flat_negatives_are_flat_clean_looking_crops_and_train(tmp_path):
     """Flat negatives keep each crop's colours but lose its texture, carry camera-like noise and
     8-bit levels, and a run with them trains (the flat_weight term reaches the loss)."""

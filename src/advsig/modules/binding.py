@@ -226,6 +226,8 @@ class ContentBinding(nn.Module):
         from the cells that are not flat (docs/signature-v2.md, stop 26).
         """
         a2 = self._neighbourhood_mean(contrast.square())
+        if self.floor <= 0:  # no floor: every cell trusted (a flat one would give 0 / 0)
+            return torch.ones_like(a2)
         return a2.square() / (a2.square() + self.floor**4)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

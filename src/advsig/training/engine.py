@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from advsig.errors import ConfigError
+from advsig.errors import ConfigError, TrainingError
 from advsig.training.checkpoint import (
     finish_checkpoint,
     load_checkpoint,
@@ -115,6 +115,7 @@ class Engine:
         from accelerate.utils import set_seed
 
         self.config = config
+        self.step = 0  # the step being run, for messages
         # Tiny residuals and their gradients drift into denormal floats, which run many times
         # slower on x86 CPUs; flushing them to zero changes nothing measurable.
         torch.set_flush_denormal(True)
@@ -136,7 +137,19 @@ class Engine:
         return self.accelerator.is_main_process
 
     def update(self, loss: torch.Tensor, optimizer, params=None) -> None:
-        """Backward, clip ``params`` to ``max_grad_norm`` (when both are set), step, zero."""
+        """Backward, clip ``params`` to ``max_grad_norm`` (when both are set), step, zero.
+
+        A loss that is not finite stops the run before it reaches the weights. Why: one NaN
+        step turns every weight into NaN, and the run would otherwise go on for hours and write
+        NaN checkpoints over the good ones (stop 45: a tiny kit trained 1,500 such steps).
+        """
+        if not torch.isfinite(loss.detach()).all():
+            raise TrainingError(
+                f"training diverged at step {self.step + 1}: the loss is {loss.item()}. Nothing "
+                f"after it was saved; the last checkpoint in {self.config.work} holds the "
+                "weights before it. Lower the learning rate, or look for constant or corrupt "
+                "images in the data."
+            )
         self.accelerator.backward(loss)
         if self.config.max_grad_norm and params is not None:
             self.accelerator.clip_grad_norm_(params, self.config.max_grad_norm)
@@ -183,7 +196,7 @@ class Engine:
         )  # fmt: skip
         keys = getattr(recipe, "progress_keys", None)
         for step in bar:
-            done = step + 1
+            self.step, done = step, step + 1
             log = done % cfg.log_every == 0 or done == cfg.steps
             logs = recipe.step(self, step, log=log)
             if ema is not None:

@@ -372,9 +372,8 @@ def test_trusted_positives_without_a_floor_trust_a_constant_crop_fully():
 def test_a_loss_that_is_not_finite_stops_the_run_and_saves_nothing_after_it(tmp_path):
     """One NaN step would turn every weight into NaN; the engine stops at that step, naming it,
     and the checkpoint before it still holds finite weights to resume from."""
-    from torch import nn
-
     from safetensors.torch import load_file
+    from torch import nn
 
     from advsig.errors import TrainingError
     from advsig.training.engine import Engine, LoopConfig

@@ -21,6 +21,9 @@ moves. Seven tiny kits (``preset tiny``, no augmentation, 8 bits, 64 px):
   (and key) of a kit trained on the grid, ``aligned`` or ``aligned-odd`` in ``--init-dir``
   (odd score off). Why: the shipped robust kit is such a kit; does retraining it to read at
   any phase go faster or slower than training from scratch (stop 44: 800 steps were not enough)?
+- ``aligned-32bits`` / ``shift-dense-32bits``: ``aligned`` and ``shift-dense`` with the
+  robust kit's 32-bit code instead of 8 bits. Why: a phase-free read splits the signature's
+  energy over twice as many keyed carriers as bits; does the code still train at 32 bits?
 - ``dense-from-aligned-odd-lr3e-4``: the same at the robust kit's learning rate (3e-4, not 2e-3);
 - ``dense-from-aligned-odd-hard``: the same with the robust kit's attacks and negatives
   (photometric attacks on 80% of batches, transplant, lifted and flat negatives, 20% synthetic
@@ -60,6 +63,8 @@ VARIANTS = {
     "aligned-odd": dict(shift=0, odd_score=True),
     "dense-from-aligned": dict(shift_step=1, binding_dense=True, init="aligned"),
     "dense-from-aligned-odd": dict(shift_step=1, binding_dense=True, init="aligned-odd"),
+    "aligned-32bits": dict(shift=0, num_bits=32),
+    "shift-dense-32bits": dict(shift_step=1, binding_dense=True, num_bits=32),
     "dense-from-aligned-odd-lr3e-4": dict(
         shift_step=1, binding_dense=True, init="aligned-odd", lr=3e-4
     ),
